@@ -1,0 +1,5 @@
+import sys
+
+from lowprob.cli import main
+
+sys.exit(main())

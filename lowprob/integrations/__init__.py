@@ -1,0 +1,1 @@
+"""lowprob.integrations (see the package docstring of lowprob)."""

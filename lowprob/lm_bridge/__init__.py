@@ -1,0 +1,1 @@
+"""lowprob.lm_bridge (see the package docstring of lowprob)."""

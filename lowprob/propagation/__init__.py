@@ -1,0 +1,1 @@
+"""lowprob.propagation (see the package docstring of lowprob)."""

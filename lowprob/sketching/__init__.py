@@ -1,0 +1,1 @@
+"""lowprob.sketching (see the package docstring of lowprob)."""

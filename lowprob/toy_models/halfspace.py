@@ -1,0 +1,114 @@
+"""The halfspace toy: ``p(W, b) = P_{x ~ N(0, I_d)}[W x + b > 0]``.
+
+With ``b = 0`` this is the Gaussian measure of the polyhedral cone ``{x : W x > 0}``
+("all m ReLU outputs active"), which depends only on the row directions, so Gaussian
+``x`` is equivalent to ``x`` uniform on ``S^{d-1}`` (DESIGN.md section 3).
+
+Layered view: the event is the product of ``m`` factors ``F_i(x) = 1[w_i . x + b_i > 0]``,
+processed one neuron at a time; :attr:`HalfspaceToy.factors` gives them in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lowprob._validation import as_generator, check_finite_array, check_int
+from lowprob.errors import InputValueError
+
+__all__ = ["HalfspaceFactor", "HalfspaceToy"]
+
+
+@dataclass(frozen=True)
+class HalfspaceFactor:
+    """One factor ``F(x) = 1[normal . x + offset > 0]`` of the toy's event."""
+
+    normal: np.ndarray  # shape (d,)
+    offset: float = 0.0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Evaluate on points ``x`` of shape ``(..., d)``; returns float64 0/1 of shape ``(...)``."""
+        return (np.asarray(x, dtype=np.float64) @ self.normal + self.offset > 0).astype(np.float64)
+
+    @property
+    def unit_normal(self) -> np.ndarray:
+        return self.normal / np.linalg.norm(self.normal)
+
+
+class HalfspaceToy:
+    """The probability that all ``m`` affine ReLU pre-activations are positive.
+
+    Args:
+        W: ``(m, d)`` finite weight matrix; rows must be non-zero.
+        b: optional ``(m,)`` finite bias (default zero: a cone through the origin).
+
+    The input distribution is ``x ~ N(0, I_d)``.
+    """
+
+    def __init__(self, W: object, b: object | None = None) -> None:
+        W = check_finite_array("W", W, ndim=2)
+        m, d = W.shape
+        if m < 1 or d < 1:
+            raise InputValueError(f"W must have at least one row and one column, got shape {W.shape!r}.")
+        norms = np.linalg.norm(W, axis=1)
+        if np.any(norms == 0):
+            rows = np.flatnonzero(norms == 0).tolist()
+            raise InputValueError(
+                f"W has zero rows {rows!r}; a zero row gives the empty event 0 > 0. Remove them."
+            )
+        if b is None:
+            b = np.zeros(m)
+        b = check_finite_array("b", b, shape=(m,))
+        self.W = W
+        self.b = b
+        W.setflags(write=False)
+        b.setflags(write=False)
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def random(cls, d: int = 4, m: int = 16, *, seed: object = None) -> HalfspaceToy:
+        """A random instance with i.i.d. N(0, 1) weights and no bias."""
+        d = check_int("d", d, minimum=1)
+        m = check_int("m", m, minimum=1)
+        rng = as_generator(seed)
+        return cls(rng.standard_normal((m, d)))
+
+    # -- shape ------------------------------------------------------------------------
+    @property
+    def d(self) -> int:
+        return int(self.W.shape[1])
+
+    @property
+    def m(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def has_bias(self) -> bool:
+        return bool(np.any(self.b != 0))
+
+    @property
+    def factors(self) -> tuple[HalfspaceFactor, ...]:
+        """The layered view: one factor per neuron, in row order."""
+        return tuple(HalfspaceFactor(self.W[i].copy(), float(self.b[i])) for i in range(self.m))
+
+    # -- evaluation -------------------------------------------------------------------
+    def event(self, x: np.ndarray) -> np.ndarray:
+        """``1[W x + b > 0]`` for points ``x`` of shape ``(..., d)`` (bool)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[-1] != self.d:
+            raise InputValueError(f"x must have last dimension d={self.d}, got shape {x.shape!r}.")
+        return np.all(x @ self.W.T + self.b > 0, axis=-1)
+
+    def sample_inputs(self, n: int, *, seed: object = None) -> np.ndarray:
+        """``n`` draws of ``x ~ N(0, I_d)``, shape ``(n, d)``."""
+        n = check_int("n", n, minimum=0)
+        return as_generator(seed).standard_normal((n, self.d))
+
+    def subproblem(self, rows: object) -> HalfspaceToy:
+        """The toy restricted to a subset/reordering of the rows."""
+        idx = np.asarray(rows, dtype=np.int64)
+        return HalfspaceToy(self.W[idx], self.b[idx])
+
+    def __repr__(self) -> str:
+        return f"HalfspaceToy(d={self.d}, m={self.m}, bias={self.has_bias})"
