@@ -88,7 +88,7 @@ def check_finite_array(
     if ndim is not None and arr.ndim != ndim:
         raise InputValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape!r}.")
     if shape is not None:
-        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=False)):
             want = tuple("*" if s is None else s for s in shape)
             raise InputValueError(f"{name} must have shape {want!r}, got {arr.shape!r}.")
     if not np.all(np.isfinite(arr)):
