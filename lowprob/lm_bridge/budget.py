@@ -1,0 +1,193 @@
+"""Counting model calls: forward and backward passes, burn-in included, never over budget.
+
+Every LM method touches the model only through :class:`CountedModel`, which charges a
+:class:`CallBudget` *before* running each batch. So the cost an :class:`~lowprob.Estimate`
+reports is the cost actually spent, and a method cannot overspend by construction.
+
+Units (Wu & Hilton 2024, arXiv 2410.13211, appendix F): one *forward* is one input
+sequence pushed through the model (``B`` sequences = ``B`` forwards); one *backward* is
+one sequence's gradient of the target logit with respect to its one-hot input. The
+budget limits forwards (the paper's "model calls"); backwards are counted separately and
+may optionally be limited too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from lowprob._validation import check_budget, check_int
+from lowprob.errors import BudgetError
+from lowprob.estimate import Cost
+from lowprob.lm_bridge.adapters.base import ModelAdapter
+
+__all__ = ["CallBudget", "CountedModel", "OnehotGradient", "check_batch_fits"]
+
+
+def check_batch_fits(budget: int, batch_size: int, *, method: str) -> tuple[int, int]:
+    """Validate ``budget`` and ``batch_size`` and require ``budget >= batch_size``.
+
+    Returns ``(budget, batch_size)`` as ints. A budget smaller than one batch is an error
+    (:class:`~lowprob.errors.BudgetError`): the method could not run a single batch.
+    """
+    budget = check_budget(budget)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if budget < batch_size:
+        raise BudgetError(
+            f"budget={budget!r} model calls is smaller than one batch of {method!r} "
+            f"(batch_size={batch_size!r}); pass budget >= {batch_size} or a smaller batch_size."
+        )
+    return budget, batch_size
+
+
+@dataclass
+class CallBudget:
+    """A forward/backward pass counter that refuses to exceed its limits.
+
+    Attributes:
+        forward_limit: the most forward passes allowed (the method's budget).
+        backward_limit: the most backward passes allowed (``None``: unlimited, only counted).
+        forward: forward passes charged so far.
+        backward: backward passes charged so far.
+    """
+
+    forward_limit: int
+    backward_limit: int | None = None
+    forward: int = 0
+    backward: int = 0
+    _start: float = field(default_factory=time.perf_counter, repr=False)
+
+    def __post_init__(self) -> None:
+        self.forward_limit = check_budget(self.forward_limit, name="forward_limit")
+        if self.backward_limit is not None:
+            self.backward_limit = check_int("backward_limit", self.backward_limit, minimum=0)
+
+    @property
+    def forward_left(self) -> int:
+        return self.forward_limit - self.forward
+
+    def charge(self, *, forward: int = 0, backward: int = 0) -> None:
+        """Charge passes; raise :class:`BudgetError` (charging nothing) if a limit would be exceeded."""
+        if self.forward + forward > self.forward_limit:
+            raise BudgetError(
+                f"refusing to run {forward!r} more forward passes: {self.forward!r} of "
+                f"{self.forward_limit!r} already spent. Increase the budget."
+            )
+        if self.backward_limit is not None and self.backward + backward > self.backward_limit:
+            raise BudgetError(
+                f"refusing to run {backward!r} more backward passes: {self.backward!r} of "
+                f"{self.backward_limit!r} already spent. Increase backward_limit."
+            )
+        self.forward += forward
+        self.backward += backward
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    def cost(self, *, samples: int | None = None, flops: float = 0.0) -> Cost:
+        """The :class:`~lowprob.Cost` so far (``samples`` defaults to the forward count)."""
+        return Cost(
+            samples=self.forward if samples is None else int(samples),
+            model_calls=self.forward,
+            backward_calls=self.backward,
+            flops=flops,
+            seconds=self.elapsed(),
+        )
+
+
+class OnehotGradient:
+    """Gradients ``g[b, i, v] = d logit_t(x_b) / d onehot[b, i, v]`` stored compactly.
+
+    For adapters whose ``embed_onehot`` is the default affine map ``onehot @ W_E + pos``,
+    ``g[b, i, :] = G[b, i, :] @ W_E^T`` with ``G = d logit_t / d embedding`` of shape
+    ``(B, T, d)``; only ``G`` is stored and rows are expanded on demand. Otherwise the full
+    ``(B, T, V)`` tensor is stored.
+    """
+
+    def __init__(self, g: torch.Tensor, basis: torch.Tensor | None) -> None:
+        self.g = g  # (B, T, d) with basis (d, V), or (B, T, V) without
+        self.basis = basis
+
+    def rows(self, positions: torch.Tensor) -> torch.Tensor:
+        """``g[b, positions[b], :]`` for each chain ``b``: shape ``(B, V)``."""
+        sel = self.g[torch.arange(self.g.shape[0], device=self.g.device), positions]
+        return sel @ self.basis if self.basis is not None else sel
+
+    def batch_sum(self) -> torch.Tensor:
+        """``sum_b g[b]``: shape ``(T, V)``."""
+        s = self.g.sum(0)
+        return s @ self.basis if self.basis is not None else s
+
+    def where(self, mask: torch.Tensor, other: OnehotGradient) -> OnehotGradient:
+        """Row-wise ``other if mask[b] else self`` (for Metropolis–Hastings accept steps)."""
+        return OnehotGradient(torch.where(mask[:, None, None], other.g, self.g), self.basis)
+
+
+def _default_onehot(adapter: ModelAdapter) -> bool:
+    return type(adapter).embed_onehot is ModelAdapter.embed_onehot
+
+
+class CountedModel:
+    """The only door from a method to the model: every call is charged to ``budget``.
+
+    Args:
+        adapter: any :class:`~lowprob.lm_bridge.adapters.base.ModelAdapter`.
+        budget: the :class:`CallBudget` to charge.
+    """
+
+    def __init__(self, adapter: ModelAdapter, budget: CallBudget) -> None:
+        self.adapter = adapter
+        self.budget = budget
+
+    @property
+    def device(self) -> torch.device:
+        return self.adapter.device
+
+    def _charged(self, tokens: torch.Tensor, backward: bool, fn: Callable[[], object]) -> object:
+        n = int(tokens.shape[0])
+        self.budget.charge(forward=n, backward=n if backward else 0)
+        return fn()
+
+    def final_activations(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Last-position activation after the final norm, ``(B, d)`` in the model dtype."""
+
+        def run() -> torch.Tensor:
+            with torch.no_grad():
+                return self.adapter.final_activation(tokens)
+
+        return self._charged(tokens, False, run)  # type: ignore[return-value]
+
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Last-position logits ``(B, V)`` in the model dtype."""
+
+        def run() -> torch.Tensor:
+            with torch.no_grad():
+                return self.adapter.logits(tokens)
+
+        return self._charged(tokens, False, run)  # type: ignore[return-value]
+
+    def logits_and_grad(self, tokens: torch.Tensor, target: int) -> tuple[torch.Tensor, OnehotGradient]:
+        """Logits ``(B, V)`` and the gradient of ``logit_target`` w.r.t. the one-hot input.
+
+        Costs ``B`` forwards and ``B`` backwards.
+        """
+
+        def run() -> tuple[torch.Tensor, OnehotGradient]:
+            a = self.adapter
+            with torch.enable_grad():
+                if _default_onehot(a):
+                    emb = (a.W_E.detach()[tokens]).requires_grad_(True)
+                    x = a.final_activation_from_embeddings(emb + a.positional(tokens.shape[-1]))
+                    logits = a.logits_from_final(x)
+                    (grad,) = torch.autograd.grad(logits[:, target].sum(), emb)
+                    return logits.detach(), OnehotGradient(grad.detach(), a.W_E.detach().T)
+                onehot = torch.nn.functional.one_hot(tokens, a.vocab_size).to(a.dtype)
+                onehot.requires_grad_(True)
+                logits = a.logits_from_final(a.final_activation_from_embeddings(a.embed_onehot(onehot)))
+                (grad,) = torch.autograd.grad(logits[:, target].sum(), onehot)
+                return logits.detach(), OnehotGradient(grad.detach(), None)
+
+        return self._charged(tokens, True, run)  # type: ignore[return-value]
