@@ -1,1 +1,51 @@
-"""lowprob.sketching (see the package docstring of lowprob)."""
+"""lowprob.sketching: claim distributions, claim kernels, K-term sketches and their exact error.
+
+Modules (named by their mathematics):
+    funk_hecke          normalised Gegenbauer polynomials, Funk–Hecke eigenvalues of zonal kernels
+    harmonics           exact real orthonormal spherical harmonics on S^{n-1}
+    sphere_quadrature   product Gauss rules exact for polynomials on S^{n-1}
+    kernels             kernel objects (zonal, RBF) and the PSD-checked eigen-decomposition
+    claims              claim distributions C and their kernels k(x, y) = E_f f(x) f(y)
+    pullback            backward claim propagation through a step (registry by step type)
+"""
+
+from lowprob.sketching.claims import (
+    ClaimDistribution,
+    ComposedClaims,
+    FiniteClaims,
+    KernelClaims,
+    MultipliedClaims,
+    RandomHalfspaceProduct,
+    SampledClaims,
+)
+from lowprob.sketching.funk_hecke import (
+    funk_hecke_eigenvalues,
+    gegenbauer_table,
+    halfspace_product_profile,
+    harmonic_dimension,
+)
+from lowprob.sketching.harmonics import SphericalHarmonics
+from lowprob.sketching.kernels import NotPSDError, RBFKernel, ZonalKernel
+from lowprob.sketching.pullback import pullback, register_pullback
+from lowprob.sketching.sphere_quadrature import sphere_quadrature
+
+__all__ = [
+    "ClaimDistribution",
+    "ComposedClaims",
+    "FiniteClaims",
+    "KernelClaims",
+    "MultipliedClaims",
+    "NotPSDError",
+    "RBFKernel",
+    "RandomHalfspaceProduct",
+    "SampledClaims",
+    "SphericalHarmonics",
+    "ZonalKernel",
+    "funk_hecke_eigenvalues",
+    "gegenbauer_table",
+    "halfspace_product_profile",
+    "harmonic_dimension",
+    "pullback",
+    "register_pullback",
+    "sphere_quadrature",
+]
