@@ -26,8 +26,10 @@ via minimax tilting", JRSS-B 79(1), 125-148; ported from the paper, written anew
 4. *Minimax* ``mu`` (Sec. 3, Theorem 2): ``(x*, mu*)`` solves ``grad psi = 0``, found by a
    Newton-type root search (``scipy.optimize.root``, analytic Jacobian). ``psi(.; mu)`` is
    concave, so ``exp(psi(x*; mu*))`` is an upper bound on the probability (Sec. 3.1), reported
-   as ``log_upper_bound``. If the search fails, ``mu = 0`` (plain separation of variables,
-   Genz 1992 / GHK) is used and ``converged`` is False: still unbiased, just noisier.
+   as ``log_upper_bound``. If the search fails (rows owned by one pivot make ``psi``
+   non-smooth when ``m > d``), the best of the unconverged iterates and ``mu = 0`` (plain
+   separation of variables, Genz 1992 / GHK) on a fixed 512-draw pilot stream is used and
+   ``converged`` is False: still unbiased, just noisier.
 
 The truncated normals are drawn by inverse transform in log space (``scipy.special.
 ndtri_exp``), so randomized quasi-Monte Carlo (scrambled Sobol, Botev's ``mvNqmc``) works:
@@ -53,7 +55,7 @@ from scipy.special import log_ndtr, logsumexp, ndtr, ndtri, ndtri_exp
 from scipy.stats import qmc as _qmc
 
 from lowprob._validation import as_generator, check_finite_array, check_int
-from lowprob.errors import InputValueError, NumericalWarning
+from lowprob.errors import InputValueError
 
 __all__ = [
     "PolytopeResult",
@@ -324,7 +326,7 @@ def _interior_point(st: _Structure, box: float = 50.0) -> tuple[np.ndarray, floa
 
 
 def _solve_tilting(st: _Structure) -> tuple[np.ndarray, np.ndarray, bool, float]:
-    """``(x*, mu*, converged, log_upper_bound)``; falls back to ``mu = 0`` on failure."""
+    """``(x*, mu*, converged, log_upper_bound)`` (see the module docstring for failures)."""
     r = st.r
     zero = np.zeros(r)
     if r <= 1:
@@ -336,22 +338,39 @@ def _solve_tilting(st: _Structure) -> tuple[np.ndarray, np.ndarray, bool, float]
             return zero, zero, True, -math.inf
         y0[: r - 1] = z0[: r - 1]
         y0[r - 1 :] = z0[: r - 1]
-    try:
-        with np.errstate(all="ignore"):
-            sol = optimize.root(lambda y: _grad_jac(st, y), y0, jac=True, method="hybr")
-        y = sol.x
-        g, _ = _grad_jac(st, y)
-        ok = bool(np.all(np.isfinite(y)) and np.all(np.isfinite(g)) and np.max(np.abs(g)) < 1e-6)
-    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-        ok = False
-    if not ok:
-        warnings.warn(
-            "minimax tilting equations did not converge; using mu = 0 (separation of "
-            "variables): still unbiased, but the relative error may be large.",
-            NumericalWarning,
-            stacklevel=3,
-        )
-        return zero, zero, False, math.inf
+    candidates = []
+    for method in ("hybr", "lm"):
+        try:
+            with np.errstate(all="ignore"):
+                sol = optimize.root(lambda y: _grad_jac(st, y), y0, jac=True, method=method)
+            y = sol.x
+            g, _ = _grad_jac(st, y)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            continue
+        if not (np.all(np.isfinite(y)) and np.all(np.isfinite(g))):
+            continue
+        if np.max(np.abs(g)) < 1e-6:
+            break
+        candidates.append(y)
+    else:
+        # No exact solution (rows owned by one pivot make psi non-smooth). Every mu keeps the
+        # estimator unbiased; pick the candidate (or mu = 0) with the smallest variance on a
+        # fixed pilot stream that is independent of the caller's samples.
+        best, best_var = np.zeros(2 * (r - 1)), math.inf
+        U = np.random.default_rng(0).random((512, r))
+        for y in [np.zeros(2 * (r - 1)), *candidates]:
+            mu = np.zeros(r)
+            mu[: r - 1] = y[r - 1 :]
+            _, lw = _sample_Z(st, mu, U)
+            if not np.any(np.isfinite(lw)):
+                continue
+            lm = float(logsumexp(lw) - math.log(U.shape[0]))
+            v = float(np.var(np.exp(lw - lm)))
+            if v < best_var:
+                best, best_var = y, v
+        mu = np.zeros(r)
+        mu[: r - 1] = best[r - 1 :]
+        return zero, mu, False, math.inf
     x = np.zeros(r)
     mu = np.zeros(r)
     x[: r - 1], mu[: r - 1] = y[: r - 1], y[r - 1 :]

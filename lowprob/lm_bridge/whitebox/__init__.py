@@ -1,0 +1,41 @@
+"""White-box final-layer claim propagation (DESIGN.md section 6): the final layer is the toy.
+
+* :mod:`.final_layer`: competitor half-spaces ``(w_t - w_k) . x + (b_t - b_k) > 0`` and their
+  deterministic danger ordering.
+* :mod:`.activation_models`: samples, Gaussian, Gaussian mixture and QLD's product model of the
+  final activation ``x``.
+* :mod:`.polytope`: ``P_M[argmax = t]``: top-K Botev tilting + unbiased IS correction, and
+  deduction--projection over competitors (moment matching).
+* :mod:`.methods`: the LM methods registered for ``lowprob lm bench``.
+"""
+
+from lowprob.lm_bridge.whitebox.activation_models import (
+    EmpiricalModel,
+    GaussianMixtureModel,
+    GaussianModel,
+    ProductModel,
+)
+from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
+from lowprob.lm_bridge.whitebox.polytope import (
+    PolytopeEstimate,
+    adf_probability,
+    competitors_by_danger,
+    corrected_gaussian_probability,
+    polytope_probability,
+    topk_gaussian_probability,
+)
+
+__all__ = [
+    "EmpiricalModel",
+    "FinalLayer",
+    "GaussianMixtureModel",
+    "GaussianModel",
+    "PolytopeEstimate",
+    "ProductModel",
+    "adf_probability",
+    "competitors_by_danger",
+    "corrected_gaussian_probability",
+    "danger_order",
+    "polytope_probability",
+    "topk_gaussian_probability",
+]

@@ -1,0 +1,297 @@
+"""Activation models of the final activation ``x`` (DESIGN.md section 6), fit from samples.
+
+Every model answers two questions about the competitor half-spaces ``A x + c > 0`` of
+:class:`~lowprob.lm_bridge.whitebox.final_layer.FinalLayer`:
+
+* ``log_danger(A, c)``: ``log P_M[A_k x + c_k <= 0]`` per row, the danger of competitor ``k``
+  (used to order the claim model, :func:`~lowprob.lm_bridge.whitebox.final_layer.danger_order`);
+* the probability of the whole polytope, computed in :mod:`.polytope`.
+
+Models (``n`` samples ``x_i`` of shape ``(n, d)``):
+
+* :class:`EmpiricalModel`: the samples themselves (``P_M`` = fraction of samples). Danger
+  uses a Gaussian fit of each gap ``A_k x + c_k`` (mean ``g_k``, sd ``s_k``):
+  ``log Phi(-g_k / s_k)``, because the empirical fraction is 0 for rare competitors.
+* :class:`GaussianModel`: ``N(m, S)`` with the sample mean and covariance
+  ``S = (x - m)^T (x - m) / (n - 1) + r * mean(diag) * I``. Final activations after a LayerNorm
+  lie in a hyperplane, so ``S`` is singular: ``r = 0`` raises; pass ``regularization``.
+  Danger ``log Phi(-(A_k m + c_k) / sqrt(A_k S A_k^T))``.
+* :class:`GaussianMixtureModel`: ``sum_c pi_c N(m_c, S_c)`` fit by EM (Dempster, Laird &
+  Rubin 1977) from a k-means++ start, each covariance regularised as above. Danger is the
+  log of the mixture of component dangers.
+* :class:`ProductModel`: QLD's product model (Wu & Hilton 2024, section 3.2): whiten, split
+  ``z = a d + b`` along the shortest accepting vector ``d`` and pair every ``a_j`` with every
+  ``b_i``; the polytope probability is the corrected pair count of
+  :mod:`lowprob.lm_bridge.methods.qld` (reused, not re-implemented) restricted to the chosen
+  competitors.
+
+A kernel / quadrature sketch from ``lowprob.sketching`` is not offered here yet: that package
+has no quadrature sketch of a general point cloud at the time of writing (see docs/whitebox.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import log_ndtr, logsumexp
+
+from lowprob._validation import as_generator, check_finite_array, check_int
+from lowprob.errors import InputValueError
+
+__all__ = [
+    "EmpiricalModel",
+    "GaussianMixtureModel",
+    "GaussianModel",
+    "ProductModel",
+    "sample_covariance",
+]
+
+
+def _check_samples(x: object, *, min_n: int = 2) -> np.ndarray:
+    x = np.asarray(x.detach().cpu().double().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+    x = check_finite_array("x", x, ndim=2)
+    if x.shape[0] < min_n:
+        raise InputValueError(f"x must have at least {min_n} samples (rows), got shape {x.shape!r}.")
+    return x
+
+
+def _check_regularization(regularization: float) -> float:
+    r = float(regularization)
+    if not math.isfinite(r) or r < 0:
+        raise InputValueError(f"regularization must be finite and >= 0, got {regularization!r}.")
+    return r
+
+
+def sample_covariance(
+    x: np.ndarray, regularization: float = 0.0, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, cov, chol)`` of (weighted) samples; ``cov += regularization * mean(diag) * I``.
+
+    Raises :class:`~lowprob.errors.InputValueError` if ``cov`` is singular (Cholesky fails or its
+    condition number exceeds ``1e12``) and ``regularization == 0``.
+    """
+    regularization = _check_regularization(regularization)
+    n, d = x.shape
+    if weights is None:
+        m = x.mean(0)
+        xc = x - m
+        S = xc.T @ xc / max(n - 1, 1)
+    else:
+        w = weights / weights.sum()
+        m = w @ x
+        xc = x - m
+        S = (xc * w[:, None]).T @ xc
+    S = 0.5 * (S + S.T)
+    scale = max(float(np.mean(np.diag(S))), 1e-300)
+    if regularization > 0:
+        S = S + regularization * scale * np.eye(d)
+    try:
+        L = np.linalg.cholesky(S)
+        ok = float(np.min(np.diag(L))) ** 2 > 1e-12 * scale
+    except np.linalg.LinAlgError:
+        ok = False
+    if not ok:
+        ev = np.linalg.eigvalsh(S)
+        raise InputValueError(
+            f"the sample covariance of x (shape {x.shape!r}) is singular: eigenvalues range "
+            f"{ev[0]!r}..{ev[-1]!r} (n <= d, or activations on a hyperplane, e.g. after a "
+            "LayerNorm). Pass regularization > 0 (e.g. 1e-6, a fraction of the mean variance "
+            "added to the diagonal)."
+        )
+    return m, S, L
+
+
+def _gaussian_log_danger(A: np.ndarray, c: np.ndarray, m: np.ndarray, L: np.ndarray) -> np.ndarray:
+    mu = A @ m + c
+    sd = np.linalg.norm(A @ L, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, -mu / np.where(sd > 0, sd, 1.0), np.where(mu <= 0, np.inf, -np.inf))
+    return log_ndtr(z)
+
+
+@dataclass(frozen=True, eq=False)
+class EmpiricalModel:
+    """The empirical law of ``x`` ``(n, d)`` (equal weights)."""
+
+    x: np.ndarray
+
+    @classmethod
+    def fit(cls, x: object) -> EmpiricalModel:
+        return cls(_check_samples(x))
+
+    @property
+    def d(self) -> int:
+        return int(self.x.shape[1])
+
+    def log_danger(self, A: np.ndarray, c: np.ndarray) -> np.ndarray:
+        g = self.x @ A.T + c  # (n, K)
+        mu, sd = g.mean(0), g.std(0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(sd > 0, -mu / np.where(sd > 0, sd, 1.0), np.where(mu <= 0, np.inf, -np.inf))
+        return log_ndtr(z)
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianModel:
+    """``N(mean, cov)``; ``chol`` is the lower Cholesky factor of ``cov``."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    chol: np.ndarray
+
+    @classmethod
+    def fit(cls, x: object, *, regularization: float = 0.0) -> GaussianModel:
+        """Sample mean and covariance of ``x`` ``(n, d)`` (see :func:`sample_covariance`)."""
+        m, S, L = sample_covariance(_check_samples(x), regularization)
+        return cls(m, S, L)
+
+    @classmethod
+    def from_moments(cls, mean: object, cov: object, *, regularization: float = 0.0) -> GaussianModel:
+        m = check_finite_array("mean", mean, ndim=1)
+        S = check_finite_array("cov", cov, shape=(m.size, m.size))
+        regularization = _check_regularization(regularization)
+        S = 0.5 * (S + S.T) + regularization * max(float(np.mean(np.diag(S))), 1e-300) * np.eye(m.size)
+        try:
+            L = np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            raise InputValueError(
+                f"cov is singular or indefinite (smallest eigenvalue {np.linalg.eigvalsh(S)[0]!r}); "
+                "pass regularization > 0."
+            ) from None
+        return cls(m, S, L)
+
+    @property
+    def d(self) -> int:
+        return int(self.mean.size)
+
+    def log_danger(self, A: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return _gaussian_log_danger(A, c, self.mean, self.chol)
+
+    def sample(self, n: int, *, seed: object = None) -> np.ndarray:
+        n = check_int("n", n, minimum=1)
+        return self.mean + as_generator(seed).standard_normal((n, self.d)) @ self.chol.T
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianMixtureModel:
+    """``sum_c weights[c] N(means[c], covs[c])``; ``chols[c]`` are Cholesky factors."""
+
+    weights: np.ndarray  # (C,)
+    means: np.ndarray  # (C, d)
+    covs: np.ndarray  # (C, d, d)
+    chols: np.ndarray  # (C, d, d)
+    log_likelihood: float = math.nan
+
+    @property
+    def d(self) -> int:
+        return int(self.means.shape[1])
+
+    @property
+    def n_components(self) -> int:
+        return int(self.weights.size)
+
+    @property
+    def components(self) -> list[GaussianModel]:
+        return [GaussianModel(self.means[k], self.covs[k], self.chols[k]) for k in range(self.n_components)]
+
+    @classmethod
+    def fit(
+        cls,
+        x: object,
+        n_components: int = 4,
+        *,
+        regularization: float = 1e-4,
+        n_iter: int = 30,
+        tol: float = 1e-6,
+        seed: object = None,
+    ) -> GaussianMixtureModel:
+        """EM from a k-means++ start (seeded). Each M-step covariance gets ``regularization``.
+
+        ``regularization`` must be > 0 here: a component fit to few points is singular.
+        """
+        x = _check_samples(x)
+        C = check_int("n_components", n_components, minimum=1)
+        n_iter = check_int("n_iter", n_iter, minimum=1)
+        reg = _check_regularization(regularization)
+        if reg == 0:
+            raise InputValueError(
+                "regularization must be > 0 for a Gaussian mixture (a component fit to few points "
+                "has a singular covariance); e.g. regularization=1e-4."
+            )
+        n, d = x.shape
+        if C > n:
+            raise InputValueError(f"n_components={C!r} exceeds the number of samples {n!r}.")
+        rng = as_generator(seed)
+        # k-means++ seeding
+        centers = [x[rng.integers(n)]]
+        d2 = np.sum((x - centers[0]) ** 2, axis=1)
+        for _ in range(1, C):
+            p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
+            centers.append(x[rng.choice(n, p=p)])
+            d2 = np.minimum(d2, np.sum((x - centers[-1]) ** 2, axis=1))
+        cen = np.asarray(centers)
+        assign = np.argmin(((x[:, None, :] - cen[None]) ** 2).sum(-1), axis=1) if n * C * d < 5e8 else (
+            np.argmin(np.stack([np.sum((x - cc) ** 2, axis=1) for cc in cen], 1), axis=1)
+        )
+        R = np.zeros((n, C))
+        R[np.arange(n), assign] = 1.0
+        prev = -math.inf
+        ll = -math.inf
+        for _ in range(n_iter):
+            # M step
+            Nk = R.sum(0) + 1e-12
+            weights = Nk / n
+            means = (R.T @ x) / Nk[:, None]
+            covs = np.empty((C, d, d))
+            chols = np.empty((C, d, d))
+            for k in range(C):
+                xc = x - means[k]
+                S = (xc * (R[:, k] / Nk[k])[:, None]).T @ xc
+                S = 0.5 * (S + S.T)
+                S += reg * max(float(np.mean(np.diag(S))), 1e-300) * np.eye(d)
+                covs[k] = S
+                chols[k] = np.linalg.cholesky(S)
+            # E step
+            logp = np.empty((n, C))
+            for k in range(C):
+                z = np.linalg.solve(chols[k], (x - means[k]).T).T
+                logdet = 2 * np.sum(np.log(np.diag(chols[k])))
+                logp[:, k] = math.log(weights[k]) - 0.5 * (np.sum(z * z, 1) + logdet + d * math.log(2 * math.pi))
+            lse = logsumexp(logp, axis=1)
+            ll = float(lse.mean())
+            R = np.exp(logp - lse[:, None])
+            if abs(ll - prev) < tol * max(1.0, abs(ll)):
+                break
+            prev = ll
+        return cls(weights, means, covs, chols, ll)
+
+    def log_danger(self, A: np.ndarray, c: np.ndarray) -> np.ndarray:
+        per = np.stack([_gaussian_log_danger(A, c, self.means[k], self.chols[k]) for k in range(self.n_components)])
+        return logsumexp(per + np.log(self.weights)[:, None], axis=0)
+
+    def sample(self, n: int, *, seed: object = None) -> np.ndarray:
+        n = check_int("n", n, minimum=1)
+        rng = as_generator(seed)
+        comp = rng.choice(self.n_components, size=n, p=self.weights)
+        eps = rng.standard_normal((n, self.d))
+        return self.means[comp] + np.einsum("nij,nj->ni", self.chols[comp], eps)
+
+
+@dataclass(frozen=True, eq=False)
+class ProductModel:
+    """QLD's product model of the samples ``x`` ``(n, d)`` (probability in :mod:`.polytope`)."""
+
+    x: np.ndarray
+
+    @classmethod
+    def fit(cls, x: object) -> ProductModel:
+        return cls(_check_samples(x))
+
+    @property
+    def d(self) -> int:
+        return int(self.x.shape[1])
+
+    def log_danger(self, A: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return EmpiricalModel(self.x).log_danger(A, c)

@@ -1,0 +1,153 @@
+"""White-box final-layer LM methods, registered in the LM method registry.
+
+All of them spend their whole budget of ``n = budget`` forward passes on i.i.d. samples of the
+final activation ``x`` (after the final norm) under the input law ``D``, fit an activation
+model ``M`` (:mod:`.activation_models`) and return ``P_M[argmax logits = t]``
+(:mod:`.polytope`). Everything after the forwards is free of model calls: the proposal draws
+and exact competitor checks in activation space are counted as FLOPs
+(``Estimate.cost.flops``: ``2 n_is d V`` per exact check; fitting is not counted).
+
+Pure white-box methods (the internals alone):
+
+* ``wb-gauss``: Gaussian ``M``, top-K Botev tilting + unbiased IS correction over all
+  competitors (``K`` by conditional danger, plus competitors found in a pilot).
+* ``wb-mixture``: the same per component of an EM-fit Gaussian mixture.
+* ``wb-adf``: Gaussian ``M``, deterministic deduction--projection over competitors in
+  conditional-danger order (assumed-density filtering).
+
+They are *biased* as estimators of ``p`` (the model ``M`` is not the law of ``x``); like GLD and
+QLD they are meant to be calibrated by the bench's log-affine fit on the development
+distributions. ``std_error`` reports only the Monte Carlo error of ``P_M``, not that bias.
+
+To make them visible to ``lowprob lm bench``, import this module (it is a plug-in):
+``LOWPROB_LM_PLUGINS=lowprob.lm_bridge.whitebox.methods`` or ``--plugin``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from lowprob._validation import check_int
+from lowprob.errors import InputValueError
+from lowprob.lm_bridge.budget import CountedModel, check_batch_fits
+from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult, sample_final_activations
+from lowprob.lm_bridge.methods.registry import register_lm_method
+from lowprob.lm_bridge.problem import LMProblem, torch_generator
+from lowprob.lm_bridge.whitebox.activation_models import GaussianMixtureModel, GaussianModel
+from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
+from lowprob.lm_bridge.whitebox.polytope import (
+    PolytopeEstimate,
+    adf_probability,
+    corrected_gaussian_probability,
+    polytope_probability,
+)
+
+__all__ = ["WhiteboxADF", "WhiteboxGaussian", "WhiteboxMixture"]
+
+
+def _check_positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InputValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
+class _WhiteboxBase(LMMethodBase):
+    """Sample ``budget`` final activations, fit a model, compute its polytope probability."""
+
+    def __init__(self, *, batch_size: int = 1024, regularization: float = 1e-6) -> None:
+        super().__init__(batch_size=batch_size)
+        self.regularization = _check_positive("regularization", regularization)
+
+    def _activations(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> np.ndarray:
+        check_batch_fits(budget, 2, method=self.name)
+        gen = torch_generator(rng, problem.device)
+        x = sample_final_activations(problem, model, budget, self.batch_size, gen)
+        return x.cpu().numpy()
+
+    def _result(self, est: PolytopeEstimate, n: int) -> MethodResult:
+        p = est.probability
+        se = p * est.relative_error if math.isfinite(est.relative_error) else None
+        diag = {"model_log_p": est.log_probability, "model_relative_error": est.relative_error,
+                "polytope_method": est.method, "activation_flops": est.flops, **est.diagnostics}
+        return MethodResult(log_value=est.log_probability, std_error=se, diagnostics=diag, samples=n)
+
+
+@register_lm_method("wb-gauss")
+class WhiteboxGaussian(_WhiteboxBase):
+    """Gaussian activation model; top-``K`` tilting + exact IS correction (``n_is`` draws)."""
+
+    def __init__(
+        self, *, batch_size: int = 1024, regularization: float = 1e-6, K: int = 16, n_is: int = 2**13, extra: int = 16
+    ) -> None:
+        super().__init__(batch_size=batch_size, regularization=regularization)
+        self.K = check_int("K", K, minimum=1)
+        self.n_is = check_int("n_is", n_is, minimum=2)
+        self.extra = check_int("extra", extra, minimum=0)
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        x = self._activations(problem, model, rng, budget)
+        layer = FinalLayer.from_problem(problem)
+        gm = GaussianModel.fit(x, regularization=self.regularization)
+        K = min(self.K, layer.V - 1)
+        est = corrected_gaussian_probability(
+            gm, layer, K=K, n_samples=self.n_is, extra=self.extra, seed=rng, device=problem.device
+        )
+        return self._result(est, x.shape[0])
+
+
+@register_lm_method("wb-mixture")
+class WhiteboxMixture(_WhiteboxBase):
+    """Gaussian-mixture activation model (EM on at most ``max_fit`` samples), per-component IS."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 1024,
+        regularization: float = 1e-4,
+        n_components: int = 4,
+        K: int = 16,
+        n_is: int = 2**13,
+        max_fit: int = 2**14,
+        n_iter: int = 30,
+    ) -> None:
+        super().__init__(batch_size=batch_size, regularization=regularization)
+        if self.regularization == 0:
+            raise InputValueError("regularization must be > 0 for a Gaussian mixture; e.g. 1e-4.")
+        self.n_components = check_int("n_components", n_components, minimum=1)
+        self.K = check_int("K", K, minimum=1)
+        self.n_is = check_int("n_is", n_is, minimum=2)
+        self.max_fit = check_int("max_fit", max_fit, minimum=2)
+        self.n_iter = check_int("n_iter", n_iter, minimum=1)
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        x = self._activations(problem, model, rng, budget)
+        layer = FinalLayer.from_problem(problem)
+        fit_x = x if x.shape[0] <= self.max_fit else x[rng.choice(x.shape[0], self.max_fit, replace=False)]
+        gmm = GaussianMixtureModel.fit(
+            fit_x, min(self.n_components, fit_x.shape[0]), regularization=self.regularization,
+            n_iter=self.n_iter, seed=rng,
+        )
+        est = polytope_probability(
+            gmm, layer, K=min(self.K, layer.V - 1), n_samples=self.n_is, seed=rng, device=problem.device
+        )
+        res = self._result(est, x.shape[0])
+        res.diagnostics["mixture_weights"] = gmm.weights.tolist()
+        res.diagnostics["mixture_log_likelihood"] = gmm.log_likelihood
+        return res
+
+
+@register_lm_method("wb-adf")
+class WhiteboxADF(_WhiteboxBase):
+    """Gaussian activation model; deduction--projection over competitors (deterministic)."""
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        x = self._activations(problem, model, rng, budget)
+        layer = FinalLayer.from_problem(problem)
+        gm = GaussianModel.fit(x, regularization=self.regularization)
+        est = adf_probability(gm, layer)
+        res = self._result(est, x.shape[0])
+        res.std_error = None
+        return res
