@@ -1,0 +1,243 @@
+"""The LM low-probability benchmark: every registered method on every (family, target) case.
+
+A :class:`BenchCase` is ``(family, spec, target, p_true)``; :func:`load_cases` builds them from a
+directory of target lists (``lowprob.targets/1`` JSON written by
+:func:`lowprob.lm_bridge.ground_truth.save_targets`) and a directory of family specs
+(``<family>.json``), checking that each list's ``spec_hash`` matches its spec.
+:func:`run_bench` runs each method (looked up in
+:data:`~lowprob.lm_bridge.methods.registry.LM_METHODS`, so plug-ins need no edit here) with
+the same budget and, per case, the same seed for every method (common random numbers).
+:func:`format_table`, :func:`plot_bench` and :func:`write_bench_json` report the results,
+scored by :func:`lowprob.lm_bridge.scoring.score_records`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lowprob._progress import progress
+from lowprob._validation import check_budget, check_int
+from lowprob.errors import InputValueError, LowprobError
+from lowprob.lm_bridge.adapters.base import ModelAdapter
+from lowprob.lm_bridge.distributions import TokenSpec
+from lowprob.lm_bridge.methods.registry import make_lm_method
+from lowprob.lm_bridge.problem import LMProblem
+from lowprob.lm_bridge.scoring import DEV_FAMILIES
+
+__all__ = ["BenchCase", "format_table", "load_cases", "plot_bench", "run_bench", "write_bench_json"]
+
+FAMILY_ORDER = ("hex", "camel", "colon", "if", "caps", "english", "spanish", "icl")
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One benchmark instance: estimate ``P[argmax = target]`` under ``spec`` (true value ``p_true``)."""
+
+    family: str
+    spec: TokenSpec
+    target: int
+    p_true: float
+    p_std_err: float | None = None
+
+
+def _family_key(f: str) -> tuple[int, str]:
+    return (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else len(FAMILY_ORDER), f)
+
+
+def load_cases(
+    targets_dir: str | Path,
+    specs_dir: str | Path,
+    *,
+    families: Sequence[str] | None = None,
+    n_targets: int | None = None,
+    seed: int = 0,
+    model_hash: str | None = None,
+) -> list[BenchCase]:
+    """Cases from ``targets_dir/*.json`` target lists and ``specs_dir/<family>.json`` specs.
+
+    ``n_targets`` keeps a seeded random subset of each family's targets (all if ``None``).
+    With ``model_hash``, a target list made for another model is an error.
+    """
+    tdir, sdir = Path(targets_dir), Path(specs_dir)
+    if not tdir.is_dir():
+        raise InputValueError(f"targets directory {str(tdir)!r} does not exist; run `lowprob lm ground-truth` first.")
+    cases: list[BenchCase] = []
+    found = []
+    for path in sorted(tdir.glob("*.json")):
+        try:
+            obj = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputValueError(f"target list {str(path)!r} is not valid JSON: {exc}") from exc
+        if not isinstance(obj, dict) or obj.get("format") != "lowprob.targets/1":
+            continue
+        fam = str(obj.get("family") or path.stem.split(".")[0])
+        if families is not None and fam not in families:
+            continue
+        if model_hash and obj.get("model_hash") and obj["model_hash"] != model_hash:
+            raise InputValueError(
+                f"target list {str(path)!r} was made for model hash {obj['model_hash']!r}, "
+                f"not this model ({model_hash!r}); pass the matching --targets directory."
+            )
+        spec_path = sdir / f"{fam}.json"
+        spec = TokenSpec.load(spec_path)
+        if obj.get("spec_hash") and obj["spec_hash"] != spec.spec_hash():
+            raise InputValueError(
+                f"target list {str(path)!r} has spec_hash {obj['spec_hash']!r} but {str(spec_path)!r} "
+                f"hashes to {spec.spec_hash()!r}; the spec changed since the ground truth was counted."
+            )
+        entries = list(obj.get("targets", []))
+        if n_targets is not None and len(entries) > n_targets:
+            rng = np.random.default_rng([seed, len(found)])
+            keep = sorted(rng.choice(len(entries), size=n_targets, replace=False))
+            entries = [entries[i] for i in keep]
+        found.append(fam)
+        for e in entries:
+            cases.append(BenchCase(fam, spec, int(e["token"]), float(e["p"]), e.get("std_err")))
+    if not cases:
+        raise InputValueError(
+            f"no targets found in {str(tdir)!r}" + (f" for families {list(families)!r}" if families else "") + "."
+        )
+    return sorted(cases, key=lambda c: (_family_key(c.family), c.target))
+
+
+def _case_seed(seed: int, i: int) -> int:
+    return int(np.random.SeedSequence([seed, i]).generate_state(1, dtype=np.uint64)[0] % (2**62))
+
+
+def run_bench(
+    adapter: ModelAdapter,
+    cases: Sequence[BenchCase],
+    methods: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    budget: int = 2**16,
+    seed: int = 0,
+    show_progress: bool | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every ``(name, params)`` method on every case; one record dict per run.
+
+    A method that raises a :class:`~lowprob.errors.LowprobError` on a case (e.g.
+    ``qld_official`` where the published code crashes) yields a record with
+    ``log_estimate = None`` and the error message; other exceptions propagate.
+    """
+    budget = check_budget(budget)
+    seed = check_int("seed", seed, minimum=0)
+    built = [(name, dict(params), make_lm_method(name, **params)) for name, params in methods]
+    records: list[dict[str, Any]] = []
+    jobs = [(i, c, m) for i, c in enumerate(cases) for m in built]
+    for i, case, (name, params, method) in progress(jobs, total=len(jobs), desc="lm bench", enabled=show_progress):
+        problem = LMProblem(adapter, case.spec, case.target)
+        rec: dict[str, Any] = {
+            "method": name, "params": params, "family": case.family, "target": case.target,
+            "p_true": case.p_true, "p_std_err": case.p_std_err, "seed": _case_seed(seed, i),
+        }
+        t0 = time.perf_counter()
+        try:
+            est = method.estimate(problem, budget, seed=rec["seed"])
+        except LowprobError as exc:
+            rec.update(estimate=None, log_estimate=None, error=f"{type(exc).__name__}: {exc}",
+                       cost={"forward": None, "backward": None, "seconds": time.perf_counter() - t0})
+        else:
+            rec.update(
+                estimate=est.value,
+                log_estimate=est.log_value if math.isfinite(est.log_value) else -math.inf,
+                std_error=est.std_error,
+                cost={"forward": est.cost.model_calls, "backward": est.cost.backward_calls,
+                      "seconds": est.cost.seconds},
+            )
+        records.append(rec)
+        if on_result is not None:
+            on_result(rec)
+    return records
+
+
+def _fmt(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "inf" if x == math.inf else "nan"
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}"
+
+
+def format_table(scores: Mapping[str, Any], *, loss: str = "is_fit") -> str:
+    """A text table: rows = methods, columns = families + dev / held-out / all means of ``loss``."""
+    methods = list(scores["by_family"])
+    fams = sorted({f for m in methods for f in scores["by_family"][m]}, key=_family_key)
+    cols = fams + ["dev", "heldout", "all"]
+    width = max(10, *(len(m) for m in methods)) + 1
+    lines = [f"{loss} (mean over targets; floor {scores['floor']:g}; fit on {','.join(scores['dev_families'])})"]
+    lines.append("method".ljust(width) + "".join(c.rjust(10) for c in cols))
+    for m in methods:
+        row = [scores["by_family"][m].get(f, {}).get(loss, {}).get("mean", math.nan) for f in fams]
+        row += [scores["by_split"][m][s].get(loss, {}).get("mean", math.nan) for s in ("dev", "heldout", "all")]
+        lines.append(m.ljust(width) + "".join(_fmt(v).rjust(10) for v in row))
+    return "\n".join(lines)
+
+
+def plot_bench(
+    records: Sequence[Mapping[str, Any]], scores: Mapping[str, Any], path: str | Path, *, title: str = ""
+) -> Path:
+    """Estimates (after the log-affine fit, and raw as faint markers) vs truth, log-log, one panel per family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    floor = scores["floor"]
+    fams = sorted({str(r["family"]) for r in records}, key=_family_key)
+    methods = sorted({str(r["method"]) for r in records})
+    ncol = min(4, len(fams))
+    nrow = math.ceil(len(fams) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.6 * nrow), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for k, fam in enumerate(fams):
+        ax = axes[k // ncol][k % ncol]
+        ps = [float(r["p_true"]) for r in records if r["family"] == fam]
+        lo, hi = min(ps) / 30, max(ps) * 30
+        ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+        for j, m in enumerate(methods):
+            rs = [r for r in records if r["family"] == fam and r["method"] == m]
+            p = np.array([float(r["p_true"]) for r in rs])
+            lq = np.array([-math.inf if r["log_estimate"] is None else float(r["log_estimate"]) for r in rs])
+            raw = np.exp(np.maximum(lq, math.log(floor)))
+            fit = scores["fits"].get(m)
+            shown = np.exp(fit["a"] * np.log(raw) + fit["b"]) if fit else raw
+            ax.scatter(p, shown, s=12, color=colors(j % 10), label=m)
+            ax.scatter(p, raw, s=6, color=colors(j % 10), alpha=0.25, marker="x")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(fam + (" (dev)" if fam in DEV_FAMILIES else " (held out)"))
+        ax.set_xlabel("true p")
+        ax.set_ylabel("estimate (fitted •, raw ×)")
+    for k in range(len(fams), nrow * ncol):
+        axes[k // ncol][k % ncol].axis("off")
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_bench_json(
+    path: str | Path, *, meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]], scores: Mapping[str, Any]
+) -> Path:
+    """Write ``{"meta", "scores", "records"}`` (non-finite floats as strings)."""
+    from lowprob.estimate import _jsonable
+
+    obj = {"format": "lowprob.lm_bench/1", "meta": {**meta, "python": platform.python_version()},
+           "scores": scores, "records": list(records)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(obj), indent=1) + "\n")
+    return path
