@@ -15,7 +15,19 @@ Pure white-box methods (the internals alone):
 * ``wb-adf``: Gaussian ``M``, deterministic deduction--projection over competitors in
   conditional-danger order (assumed-density filtering).
 
-They are *biased* as estimators of ``p`` (the model ``M`` is not the law of ``x``); like GLD and
+Hybrid (reported separately; white-box model + importance sampling on the inputs):
+
+* ``wb-itgis``: spends ``fit_fraction`` of the budget on activation samples, fits a Gaussian
+  ``N(m, L L^T)``, finds the *dominating point* of the target's cell, ``x* = m + L z*`` with
+  ``z* = argmin ||z||^2 s.t. P z + c' >= 0`` (the exact QP of corrected QLD, reused from
+  :mod:`lowprob.lm_bridge.methods.qld`), and runs ITGIS with the remaining budget, but with
+  the gradient of the *white-box score* ``s(x) = z* . L^{-1} x`` in place of the gradient of
+  ``logit_t``. Under the Gaussian model, ``exp(s)`` is exactly the exponential tilt that moves
+  the mean to ``x*`` (the large-deviations optimal proposal), so it accounts for the
+  competitors and the covariance, and temperature 1 is its natural scale. ITGIS's importance
+  weights and exact hit checks are unchanged, so the estimator stays **unbiased**.
+
+The pure methods are *biased* as estimators of ``p`` (the model ``M`` is not the law of ``x``); like GLD and
 QLD they are meant to be calibrated by the bench's log-affine fit on the development
 distributions. ``std_error`` reports only the Monte Carlo error of ``P_M``, not that bias.
 
@@ -29,11 +41,15 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
-from lowprob.lm_bridge.budget import CountedModel, check_batch_fits
+from lowprob.lm_bridge.adapters.base import ModelAdapter
+from lowprob.lm_bridge.budget import CountedModel, OnehotGradient, check_batch_fits
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult, sample_final_activations
+from lowprob.lm_bridge.methods.itgis import ITGIS
+from lowprob.lm_bridge.methods.qld import shortest_accepting_vector
 from lowprob.lm_bridge.methods.registry import register_lm_method
 from lowprob.lm_bridge.problem import LMProblem, torch_generator
 from lowprob.lm_bridge.whitebox.activation_models import GaussianMixtureModel, GaussianModel
@@ -45,7 +61,7 @@ from lowprob.lm_bridge.whitebox.polytope import (
     polytope_probability,
 )
 
-__all__ = ["WhiteboxADF", "WhiteboxGaussian", "WhiteboxMixture"]
+__all__ = ["ScoreGradientModel", "WhiteboxADF", "WhiteboxGaussian", "WhiteboxITGIS", "WhiteboxMixture", "dominating_direction"]
 
 
 def _check_positive(name: str, value: Any) -> float:
@@ -150,4 +166,94 @@ class WhiteboxADF(_WhiteboxBase):
         est = adf_probability(gm, layer)
         res = self._result(est, x.shape[0])
         res.std_error = None
+        return res
+
+
+# --------------------------------------------------------------------------------------
+# hybrid: the white-box dominating point as ITGIS's score
+# --------------------------------------------------------------------------------------
+def dominating_direction(model: GaussianModel, layer: FinalLayer) -> tuple[np.ndarray | None, float, str]:
+    """``(u, |z*|, status)``: ``u = L^{-T} z*`` so that ``u . x = z* . L^{-1} x`` (see module doc).
+
+    ``u`` is ``None`` when the cell is empty (the target can never win); ``u = 0`` when the
+    target already wins at the mean (``status == "mean_wins"``).
+    """
+    A, c = layer.halfspaces()
+    P = A @ model.chol  # constraints in whitened coordinates z = L^{-1}(x - m)
+    cz = A @ model.mean + c
+    z, status = shortest_accepting_vector(torch.as_tensor(P), torch.as_tensor(cz))
+    if z is None:
+        return None, math.inf, status
+    u = np.linalg.solve(model.chol.T, z)
+    return u, float(np.linalg.norm(z)), status
+
+
+class ScoreGradientModel(CountedModel):
+    """A :class:`CountedModel` whose ``logits_and_grad`` returns the true logits but the one-hot
+    gradient of the score ``u . x`` (``x`` the final activation) instead of ``logit_target``.
+
+    Charges exactly what the base class charges (``B`` forwards and ``B`` backwards).
+    """
+
+    def __init__(self, base: CountedModel, u: np.ndarray) -> None:
+        super().__init__(base.adapter, base.budget)
+        self.u = torch.as_tensor(u, dtype=base.adapter.dtype, device=base.adapter.device)
+
+    def logits_and_grad(self, tokens: torch.Tensor, target: int) -> tuple[torch.Tensor, OnehotGradient]:
+        def run() -> tuple[torch.Tensor, OnehotGradient]:
+            a = self.adapter
+            with torch.enable_grad():
+                if type(a).embed_onehot is ModelAdapter.embed_onehot:
+                    emb = (a.W_E.detach()[tokens]).requires_grad_(True)
+                    x = a.final_activation_from_embeddings(emb + a.positional(tokens.shape[-1]))
+                    (grad,) = torch.autograd.grad((x @ self.u).sum(), emb)
+                    return a.logits_from_final(x.detach()), OnehotGradient(grad.detach(), a.W_E.detach().T)
+                onehot = torch.nn.functional.one_hot(tokens, a.vocab_size).to(a.dtype).requires_grad_(True)
+                x = a.final_activation_from_embeddings(a.embed_onehot(onehot))
+                (grad,) = torch.autograd.grad((x @ self.u).sum(), onehot)
+                return a.logits_from_final(x.detach()), OnehotGradient(grad.detach(), None)
+
+        return self._charged(tokens, True, run)  # type: ignore[return-value]
+
+
+@register_lm_method("wb-itgis")
+class WhiteboxITGIS(LMMethodBase):
+    """Hybrid: Gaussian dominating-point score (white-box) as ITGIS's proposal gradient."""
+
+    def __init__(
+        self,
+        *,
+        fit_fraction: float = 0.125,
+        temperature: float = 1.0,
+        batch_size: int = 256,
+        decay: float = 0.9,
+        regularization: float = 1e-6,
+    ) -> None:
+        super().__init__(batch_size=batch_size)
+        if isinstance(fit_fraction, bool) or not isinstance(fit_fraction, (int, float)) or not 0 < fit_fraction < 1:
+            raise InputValueError(f"fit_fraction must lie in (0, 1), got {fit_fraction!r}.")
+        self.fit_fraction = float(fit_fraction)
+        self.regularization = _check_positive("regularization", regularization)
+        self._itgis = ITGIS(temperature=temperature, batch_size=batch_size, decay=decay)
+        self.temperature = self._itgis.temperature
+        self.decay = self._itgis.decay
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        n_fit = max(2, int(self.fit_fraction * budget))
+        n_is = budget - n_fit
+        if n_is < self.batch_size:
+            raise InputValueError(
+                f"budget={budget!r} leaves {n_is} calls after fitting ({n_fit}); wb-itgis needs at least "
+                f"one ITGIS batch of {self.batch_size}. Pass a larger budget or a smaller batch_size."
+            )
+        gen = torch_generator(rng, problem.device)
+        x = sample_final_activations(problem, model, n_fit, self.batch_size, gen).cpu().numpy()
+        layer = FinalLayer.from_problem(problem)
+        gm = GaussianModel.fit(x, regularization=self.regularization)
+        u, dist, status = dominating_direction(gm, layer)
+        diag: dict[str, Any] = {"fit_calls": n_fit, "dominating_distance": dist, "direction_status": status}
+        if u is None:  # the target can never be the argmax: p = 0 exactly
+            return MethodResult(log_value=-math.inf, std_error=0.0, diagnostics=diag)
+        res = self._itgis._run(problem, ScoreGradientModel(model, u), rng, n_is)
+        res.diagnostics.update(diag)
         return res
