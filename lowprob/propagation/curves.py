@@ -1,0 +1,403 @@
+"""Kernel-vs-sampling curves on random halfspace toys (DESIGN.md sections 1 and 3).
+
+For random instances ``W`` (``m x d``, i.i.d. N(0, 1)) we report, for each method and
+budget, the normalised error ``MSE / E_W[p(1-p)]`` (sampling with ``N`` samples sits
+exactly on ``1/N``) against three costs: the budget (terms or samples), counted FLOPs per
+instance, and wall seconds per instance, with percentile-bootstrap bands over instances,
+the trivial estimator's level ``Var_W p / E_W[p(1-p)]`` and fitted log-log slopes.
+
+Instances are *stratified on feasibility*: infeasible instances have ``p = 0`` exactly
+(Wendel's theorem gives ``P[feasible]`` exactly), so we draw a fixed number from each
+stratum and weight them by ``P[stratum] / n_stratum``. Every method runs on every instance,
+infeasible ones included. Feasibility is decided by enumerating candidate extreme rays
+(null vectors of ``d - 1`` rows; exact for generic ``W``) or by an LP for larger ``d``.
+
+Truth: the exact oracle (:func:`lowprob.toy_models.oracle.exact_probability`) for
+``d <= 4``; for larger ``d`` a Monte Carlo truth from Botev's minimax-tilting importance
+sampler (:func:`lowprob.toy_models.tilting.gaussian_polytope_probability`) with many more
+samples than any method gets; its noise floor is reported in the output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lowprob._progress import progress
+from lowprob._validation import as_generator, check_int
+from lowprob.errors import InputValueError
+from lowprob.toy_models.instance_stats import instance_statistics, wendel_feasibility_probability
+from lowprob.toy_models.registry import get_toy_estimator
+
+__all__ = [
+    "CurveConfig",
+    "DEFAULT_BUDGETS",
+    "InstanceSet",
+    "draw_instances",
+    "feasible_mask",
+    "fit_slope",
+    "plot_curves",
+    "run_curves",
+]
+
+DEFAULT_BUDGETS: dict[str, tuple[int, ...]] = {
+    "kernel": (1, 5, 14, 30, 55, 91, 140, 204, 285),
+    "hermite": (1, 5, 15, 35, 70, 126),
+    "sampling": (10, 100, 1_000, 10_000, 100_000),
+}
+FIT_FROM: dict[str, int] = {"kernel": 30, "hermite": 15, "sampling": 10}
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    """What :func:`run_curves` runs. ``budgets`` maps method -> budgets (default per method)."""
+
+    d: int = 4
+    m: int = 16
+    instances: int = 2000
+    methods: tuple[str, ...] = ("kernel", "hermite", "sampling")
+    budgets: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    seed: int = 0
+    bootstrap: int = 1000
+    truth_samples: int = 2**17
+    feasible_share: float = 0.5
+
+    def budgets_for(self, method: str) -> tuple[int, ...]:
+        if method in self.budgets:
+            return tuple(self.budgets[method])
+        if method in DEFAULT_BUDGETS:
+            return DEFAULT_BUDGETS[method]
+        return (10, 100, 1000)
+
+
+@dataclass(frozen=True)
+class InstanceSet:
+    """Instances with truth and stratum weights; ``sum(weights) == 1``."""
+
+    W: np.ndarray  # (N, m, d)
+    truth: np.ndarray  # (N,)
+    truth_std_error: np.ndarray  # (N,)
+    feasible: np.ndarray  # (N,) bool
+    weights: np.ndarray  # (N,)
+    truth_method: str
+
+
+def feasible_mask(W: np.ndarray) -> np.ndarray:
+    """Whether ``{x : W_k x > 0}`` is non-empty, for a batch ``W (N, m, d)``.
+
+    ``m < d``: always. Otherwise (generic ``W``) the closed cone is pointed, so it is non-zero
+    iff one of its candidate extreme rays ``+-r_S`` (``r_S`` spans the null space of ``d - 1``
+    rows ``S``, via signed minors) satisfies ``W r >= 0``. For ``C(m, d-1) > 5000`` an LP
+    ``max s : W x >= s, |x|_inf <= 1`` is solved instead.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    N, m, d = W.shape
+    if m < d:
+        return np.ones(N, dtype=bool)
+    if math.comb(m, d - 1) > 5000:
+        return _feasible_lp(W)
+    Wn = W / np.linalg.norm(W, axis=2, keepdims=True)
+    subsets = np.array(list(itertools.combinations(range(m), d - 1)))  # (C, d-1)
+    out = np.zeros(N, dtype=bool)
+    for s in range(0, N, 256):
+        w = Wn[s : s + 256]
+        rows = w[:, subsets, :]  # (b, C, d-1, d)
+        r = np.empty(rows.shape[:2] + (d,))
+        for k in range(d):
+            minor = np.delete(rows, k, axis=3)
+            r[..., k] = (-1) ** k * (np.linalg.det(minor) if d > 1 else 1.0)
+        r /= np.maximum(np.linalg.norm(r, axis=2, keepdims=True), 1e-300)
+        vals = np.einsum("bmd,bcd->bcm", w, r)  # (b, C, m)
+        tol = 1e-10
+        ok = np.all(vals >= -tol, axis=2) | np.all(vals <= tol, axis=2)
+        out[s : s + 256] = np.any(ok, axis=1)
+    return out
+
+
+def _feasible_lp(W: np.ndarray) -> np.ndarray:
+    from scipy.optimize import linprog
+
+    N, m, d = W.shape
+    out = np.zeros(N, dtype=bool)
+    c = np.zeros(d + 1)
+    c[-1] = -1.0
+    bounds = [(-1.0, 1.0)] * d + [(None, 1.0)]
+    for i in range(N):
+        Wn = W[i] / np.linalg.norm(W[i], axis=1, keepdims=True)
+        A = np.hstack([-Wn, np.ones((m, 1))])
+        res = linprog(c, A_ub=A, b_ub=np.zeros(m), bounds=bounds, method="highs")
+        out[i] = bool(res.status == 0 and -res.fun > 1e-9)
+    return out
+
+
+def draw_instances(config: CurveConfig, *, show_progress: bool | None = None) -> InstanceSet:
+    """Stratified random instances with their truth (see the module docstring)."""
+    d, m, n = config.d, config.m, config.instances
+    rng = as_generator(config.seed)
+    pf = wendel_feasibility_probability(d, m)
+    if pf >= 1.0:
+        n_feas, n_inf = n, 0
+    else:
+        n_feas = max(1, int(round(config.feasible_share * n)))
+        n_inf = n - n_feas
+    feas: list[np.ndarray] = []
+    infeas: list[np.ndarray] = []
+    have_f = have_i = 0
+    while have_f < n_feas or have_i < n_inf:
+        chunk = rng.standard_normal((4096, m, d))
+        mask = feasible_mask(chunk)
+        if have_f < n_feas:
+            feas.append(chunk[mask][: n_feas - have_f])
+            have_f += feas[-1].shape[0]
+        if have_i < n_inf:
+            infeas.append(chunk[~mask][: n_inf - have_i])
+            have_i += infeas[-1].shape[0]
+    Wf = np.concatenate(feas) if feas else np.zeros((0, m, d))
+    Wi = np.concatenate(infeas) if infeas else np.zeros((0, m, d))
+    truth_f, se_f, how = _truth(Wf, config, rng, show_progress)
+    W = np.concatenate([Wf, Wi])
+    truth = np.concatenate([truth_f, np.zeros(Wi.shape[0])])
+    se = np.concatenate([se_f, np.zeros(Wi.shape[0])])
+    feasible = np.concatenate([np.ones(Wf.shape[0], bool), np.zeros(Wi.shape[0], bool)])
+    weights = np.where(feasible, pf / max(Wf.shape[0], 1), (1 - pf) / max(Wi.shape[0], 1))
+    return InstanceSet(W, truth, se, feasible, weights, how)
+
+
+def _truth(W: np.ndarray, config: CurveConfig, rng: np.random.Generator, show: bool | None) -> tuple[np.ndarray, np.ndarray, str]:
+    N = W.shape[0]
+    p = np.zeros(N)
+    se = np.zeros(N)
+    if config.d <= 4:
+        from lowprob.toy_models.oracle import exact_probability
+
+        for i in progress(range(N), total=N, desc="exact oracle", enabled=show):
+            r = exact_probability(W[i])
+            if not r.feasible or r.probability <= 0:
+                raise InputValueError(f"instance {i} passed the feasibility filter but the oracle says p=0.")
+            p[i], se[i] = r.probability, r.error_bound
+        return p, se, "exact oracle (lowprob.toy_models.oracle.exact_probability)"
+    from lowprob.toy_models.tilting import gaussian_polytope_probability
+
+    for i in progress(range(N), total=N, desc="Monte Carlo truth", enabled=show):
+        r = gaussian_polytope_probability(
+            W[i], np.zeros(config.m), np.full(config.m, np.inf),
+            n_samples=config.truth_samples, seed=rng,
+        )
+        p[i], se[i] = r.probability, r.std_error
+    return p, se, (
+        f"Monte Carlo truth: Botev minimax-tilting importance sampling (randomised QMC), "
+        f"{config.truth_samples} samples per instance (lowprob.toy_models.tilting)"
+    )
+
+
+def fit_slope(budgets: np.ndarray, nmse: np.ndarray) -> float:
+    """OLS slope of ``log nmse`` on ``log budget`` (``nmse`` may be ``(R, B)`` for bootstrap rows)."""
+    x = np.log(np.asarray(budgets, dtype=np.float64))
+    y = np.log(np.maximum(np.asarray(nmse, dtype=np.float64), 1e-300))
+    xc = x - x.mean()
+    return (y - y.mean(axis=-1, keepdims=True)) @ xc / (xc @ xc)
+
+
+def _bootstrap_indices(inst: InstanceSet, R: int, rng: np.random.Generator) -> np.ndarray:
+    """``(R, N)`` resampled indices, drawn within each feasibility stratum."""
+    groups = [np.flatnonzero(inst.feasible), np.flatnonzero(~inst.feasible)]
+    cols = []
+    for g in groups:
+        if g.size:
+            cols.append(g[rng.integers(0, g.size, size=(R, g.size))])
+    return np.concatenate(cols, axis=1)
+
+
+def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: Any = print) -> dict[str, Any]:
+    """Run every method at every budget on the same instances; return a JSON-ready record."""
+    check_int("instances", config.instances, minimum=2)
+    t_start = time.perf_counter()
+    stats = instance_statistics(config.d, config.m)
+    inst = draw_instances(config, show_progress=show_progress)
+    log(f"instances: {inst.W.shape[0]} ({int(inst.feasible.sum())} feasible); truth: {inst.truth_method}")
+    denom = stats.mean_p_one_minus_p
+    rng = np.random.default_rng([config.seed, 1])
+    boot = _bootstrap_indices(inst, config.bootstrap, rng)
+    methods: dict[str, Any] = {}
+    tasks = [(meth, K) for meth in config.methods for K in config.budgets_for(meth)]
+    sq_err: dict[str, list[np.ndarray]] = {}
+    for meth, K in progress(tasks, total=len(tasks), desc="methods x budgets", enabled=show_progress):
+        est = get_toy_estimator(meth)
+        t0 = time.perf_counter()
+        res = est.estimate_batch(inst.W, K, seed=np.random.default_rng([config.seed, 2, K]))
+        wall = time.perf_counter() - t0
+        e2 = (res.values - inst.truth) ** 2
+        sq_err.setdefault(meth, []).append(e2)
+        nmse = float(inst.weights @ e2 / denom)
+        bs = (inst.weights[boot] * e2[boot]).sum(axis=1) / inst.weights[boot].sum(axis=1) / denom
+        lo, hi = np.percentile(bs, [2.5, 97.5])
+        entry = {
+            "budget": int(K),
+            "terms_or_samples": int(res.terms),
+            "nmse": nmse,
+            "nmse_ci95": [float(lo), float(hi)],
+            "nmse_feasible_stratum": float(np.mean(e2[inst.feasible]) / denom) if inst.feasible.any() else None,
+            "nmse_infeasible_stratum": float(np.mean(e2[~inst.feasible]) / denom) if (~inst.feasible).any() else None,
+            "flops_per_instance": float(inst.weights @ res.flops),
+            "seconds_per_instance": float(inst.weights @ res.seconds),
+            "wall_seconds_total": wall,
+            "precomputation_flops": float(res.precomputation_flops),
+        }
+        methods.setdefault(meth, {"points": []})["points"].append(entry)
+        log(
+            f"  {meth:9s} K={K:>7d}  nMSE={nmse:.3e} [{lo:.2e}, {hi:.2e}]  "
+            f"flops={entry['flops_per_instance']:.3e}  s/inst={entry['seconds_per_instance']:.2e}"
+        )
+    # slopes (OLS, bootstrap CI) over budgets >= FIT_FROM
+    for meth, rec in methods.items():
+        pts = rec["points"]
+        K = np.array([p["budget"] for p in pts], dtype=float)
+        use = K >= FIT_FROM.get(meth, 0)
+        if use.sum() < 2:
+            continue
+        E = np.stack(sq_err[meth], axis=1)  # (N, B)
+        y = inst.weights @ E / denom
+        slope = float(fit_slope(K[use], y[use]))
+        wb = inst.weights[boot]
+        yb = np.einsum("rn,rnb->rb", wb, E[boot]) / wb.sum(axis=1, keepdims=True) / denom
+        sb = fit_slope(K[use], yb[:, use])
+        lo, hi = np.percentile(sb, [2.5, 97.5])
+        rec["slope_vs_budget"] = {"slope": slope, "ci95": [float(lo), float(hi)], "fit_budgets": K[use].astype(int).tolist()}
+        F = np.array([p["flops_per_instance"] for p in pts])
+        if np.all(F[use] > 0):
+            rec["slope_vs_flops"] = {"slope": float(fit_slope(F[use], y[use]))}
+        log(f"  slope {meth}: {slope:+.3f}  95% CI [{lo:+.3f}, {hi:+.3f}]  (budgets {K[use].astype(int).tolist()})")
+    out = {
+        "config": {**asdict(config), "methods": list(config.methods),
+                   "budgets": {m_: list(config.budgets_for(m_)) for m_ in config.methods}},
+        "instance_statistics": stats.to_dict(),
+        "trivial_nmse": stats.trivial_mse_ratio,
+        "truth": inst.truth_method,
+        "truth_noise_nmse": float(inst.weights @ inst.truth_std_error**2 / denom),
+        "n_instances": int(inst.W.shape[0]),
+        "n_feasible": int(inst.feasible.sum()),
+        "feasible_probability": wendel_feasibility_probability(config.d, config.m),
+        "methods": methods,
+        "flop_comparison": _flop_comparison(methods),
+        "seconds_total": time.perf_counter() - t_start,
+        "flop_counting": "analytic per-instance counts (lowprob.propagation.flops); RNG not counted; "
+        "instance-independent precomputation reported separately, not included",
+    }
+    return out
+
+
+def _flop_comparison(methods: dict[str, Any]) -> list[dict[str, Any]]:
+    """``nmse_kernel / nmse_sampling`` at equal counted FLOPs.
+
+    Sampling's nMSE is exactly ``1/N`` in expectation (unbiased, ``Var = p(1-p)/N``), so at
+    ``F`` FLOPs it is ``f_s / F`` with ``f_s`` the measured FLOPs per sample (largest budget).
+    """
+    if "kernel" not in methods or "sampling" not in methods:
+        return []
+    sp = max(methods["sampling"]["points"], key=lambda p: p["budget"])
+    fs = sp["flops_per_instance"] / sp["budget"]
+    out = []
+    for p in methods["kernel"]["points"]:
+        f = p["flops_per_instance"]
+        s = fs / f if f > 0 else float("inf")
+        out.append({
+            "budget": p["budget"], "flops": f, "kernel_nmse": p["nmse"],
+            "kernel_nmse_ci95": p["nmse_ci95"],
+            "sampling_flops_per_sample": fs,
+            "sampling_nmse_at_equal_flops": s, "ratio_kernel_over_sampling": p["nmse"] / s,
+        })
+    return out
+
+
+def plot_curves(result: dict[str, Any], path: str | Path) -> None:
+    """Three log-log panels: nMSE vs budget, vs counted FLOPs, vs seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    colors = {"kernel": "C0", "hermite": "C2", "sampling": "C3"}
+    xkeys = [("budget", "budget K (terms or samples)"), ("flops_per_instance", "counted FLOPs per instance"),
+             ("seconds_per_instance", "seconds per instance")]
+    for ax, (key, label) in zip(axes, xkeys, strict=True):
+        for meth, rec in result["methods"].items():
+            pts = rec["points"]
+            x = np.array([p[key] for p in pts], dtype=float)
+            y = np.array([p["nmse"] for p in pts])
+            lo = np.array([p["nmse_ci95"][0] for p in pts])
+            hi = np.array([p["nmse_ci95"][1] for p in pts])
+            ok = x > 0
+            sl = rec.get("slope_vs_budget", {}).get("slope")
+            lab = meth + (f" (slope {sl:+.2f})" if sl is not None and key == "budget" else "")
+            ax.plot(x[ok], y[ok], "o-", color=colors.get(meth), label=lab)
+            ax.fill_between(x[ok], np.maximum(lo[ok], 1e-12), hi[ok], color=colors.get(meth), alpha=0.2)
+        ax.axhline(result["trivial_nmse"], color="gray", ls=":", label="trivial E[p]")
+        if key == "budget":
+            xs = np.logspace(0, 5.3, 50)
+            ax.plot(xs, 1 / xs, "k--", lw=1, label="1/N (sampling)")
+        if key == "flops_per_instance" and "sampling" in result["methods"]:
+            sp = result["methods"]["sampling"]["points"]
+            fps = np.mean([p["flops_per_instance"] / p["budget"] for p in sp])
+            xs = np.logspace(1, 10, 50)
+            ax.plot(xs, fps / xs, "k--", lw=1, label=f"sampling 1/N ({fps:.0f} FLOPs/sample)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylim(bottom=max(1e-8, ax.get_ylim()[0]))
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("MSE / E_W[p(1-p)]")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    cfg = result["config"]
+    fig.suptitle(
+        f"halfspace toy d={cfg['d']}, m={cfg['m']}: {result['n_instances']} instances "
+        f"({result['n_feasible']} feasible, stratified); truth: {result['truth'][:60]}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_results(result: dict[str, Any], out: str | Path, stem: str = "curves") -> tuple[Path, Path]:
+    """Write ``<out>/<stem>.json`` and ``<out>/<stem>.png``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jp, pp = out / f"{stem}.json", out / f"{stem}.png"
+    jp.write_text(json.dumps(result, indent=1, default=_json_default))
+    plot_curves(result, pp)
+    return jp, pp
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def parse_budgets(spec: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """``["kernel=1,5,14", "sampling=10,100"]`` -> dict."""
+    out: dict[str, tuple[int, ...]] = {}
+    for item in spec:
+        if "=" not in item:
+            raise InputValueError(f"--budgets entries look like 'kernel=1,5,14', got {item!r}.")
+        meth, vals = item.split("=", 1)
+        try:
+            ks = tuple(int(float(v)) for v in vals.split(",") if v)
+        except ValueError:
+            raise InputValueError(f"--budgets {item!r}: budgets must be integers.") from None
+        if not ks or min(ks) < 1:
+            raise InputValueError(f"--budgets {item!r}: budgets must be integers >= 1.")
+        out[meth.strip()] = ks
+    return out

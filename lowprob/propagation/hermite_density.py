@@ -1,0 +1,222 @@
+"""Tensor-Hermite activation models: the density of ``x ~ N(0, I_n)`` reweighted by the factors.
+
+Representation (DESIGN.md section 4, "a second route"): the unnormalised density with
+respect to the standard Gaussian ``gamma_n`` is ``g(x) = sum_{|alpha| <= D} c_alpha He_alpha(x)``
+with probabilists' tensor Hermite polynomials ``He_alpha(x) = prod_j He_{alpha_j}(x_j)``,
+which are orthogonal in ``L^2(gamma_n)`` with ``E[He_alpha He_beta] = alpha! delta``. Hence
+``E_gamma[g] = c_0`` and the ``L^2(gamma)`` projection onto degree ``<= D`` is truncation.
+
+Deduction (exact, lazy): ``g <- g . h(u . x)`` with ``h(t) = 1[t + beta > 0]``, ``|u| = 1``,
+whose Hermite coefficients are ``a_0 = Phi(beta)``,
+``a_b = phi(beta) He_{b-1}(-beta) / b!`` (``b >= 1``; for ``beta = 0``: ``c_0 = 1/2`` and
+``c_b = phi(0) He_{b-1}(0)/b!``, odd ``b`` only). Projection onto degree ``<= D'`` of
+``g . h`` only needs ``a_b`` for ``b <= D + D'`` (higher ``He_b(u . x)`` are orthogonal to
+all products of degree ``<= D`` and ``<= D'`` polynomials), so it is *exact*. It is
+evaluated by Clenshaw's recurrence in the operator ``T = u . x``:
+``b_k = a_k g + T b_{k+1} - (k+1) b_{k+2}``, ``P_{D'}(g h) = P_{D'} b_0``, where
+``x_j He_alpha = He_{alpha + e_j} + alpha_j He_{alpha - e_j}``. Components of ``b_k`` above
+degree ``D' + k`` can never reach degree ``<= D'`` and are dropped, so the work arrays
+have degree ``<= D + D'``. Cost: ``O((D + D') n dim_{D+D'})`` FLOPs per factor, counted
+analytically from the gathers' valid entries.
+
+Reference: the product rule is the Hermite three-term recurrence (e.g. Abramowitz and
+Stegun 22.7.14); the halfspace coefficients are derived in DESIGN.md section 4.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from scipy.special import eval_hermitenorm, log_ndtr
+
+from lowprob.propagation.flops import FlopCounter
+from lowprob.propagation.loop import register_deduction
+from lowprob.propagation.steps import HalfspaceStep
+
+__all__ = [
+    "HermiteBasis",
+    "HermiteDensity",
+    "HermiteProduct",
+    "halfspace_hermite_coefficients",
+    "hermite_degree_for_budget",
+    "hermite_truncation",
+]
+
+
+def hermite_dimension(n: int, degree: int) -> int:
+    """Number of multi-indices ``alpha in N^n`` with ``|alpha| <= degree``: ``C(degree + n, n)``."""
+    return math.comb(degree + n, n) if degree >= 0 else 0
+
+
+def hermite_degree_for_budget(n: int, budget: int) -> int:
+    """Largest ``D`` with ``C(D + n, n) <= budget`` (``D = 0`` for ``budget = 1``)."""
+    D = 0
+    while hermite_dimension(n, D + 1) <= budget:
+        D += 1
+    return D
+
+
+class HermiteBasis:
+    """Multi-indices of total degree ``<= M`` in ``n`` variables, graded order, with shift tables.
+
+    ``alpha[k]`` is the k-th multi-index (shape ``(dim, n)``); ``up[j, k]`` / ``down[j, k]``
+    index ``alpha_k +- e_j`` (``-1`` when outside the set). A prefix of length
+    ``hermite_dimension(n, D)`` is the degree-``<= D`` subspace.
+    """
+
+    def __init__(self, n: int, M: int) -> None:
+        self.n, self.M = n, M
+        alphas: list[tuple[int, ...]] = []
+        for deg in range(M + 1):
+            alphas.extend(_compositions(deg, n))
+        self.alpha = np.array(alphas, dtype=np.int64).reshape(len(alphas), n)
+        index = {a: k for k, a in enumerate(alphas)}
+        dim = len(alphas)
+        self.up = np.full((n, dim), -1, dtype=np.int64)
+        self.down = np.full((n, dim), -1, dtype=np.int64)
+        for k, a in enumerate(alphas):
+            for j in range(n):
+                b = list(a)
+                b[j] += 1
+                self.up[j, k] = index.get(tuple(b), -1)
+                if a[j] > 0:
+                    b[j] -= 2
+                    self.down[j, k] = index[tuple(b)]
+        self.factorial = np.prod([[math.factorial(int(v)) for v in row] for row in self.alpha], axis=1).astype(float)
+
+    def dim(self, degree: int) -> int:
+        return hermite_dimension(self.n, min(degree, self.M))
+
+    def apply_T(self, c: np.ndarray, u: np.ndarray, degree_in: int, degree_out: int, flops: FlopCounter) -> np.ndarray:
+        """``P_{<= degree_out}((u . x) g)`` for ``g`` given by ``c[:, :dim(degree_in)]`` (batch ``(B, .)``).
+
+        Uses ``(x_j g)_beta = c_{beta - e_j} + (beta_j + 1) c_{beta + e_j}``.
+        """
+        lin, lout = self.dim(degree_in), self.dim(degree_out)
+        B = c.shape[0]
+        pad = np.concatenate([c[:, :lin], np.zeros((B, 1))], axis=1)
+        out = np.zeros((B, lout))
+        for j in range(self.n):
+            dn = self.down[j, :lout]
+            dn = np.where((dn >= 0) & (dn < lin), dn, lin)
+            upi = self.up[j, :lout]
+            upi = np.where((upi >= 0) & (upi < lin), upi, lin)
+            term = pad[:, dn] + (self.alpha[:lout, j] + 1.0) * pad[:, upi]
+            out += u[:, j : j + 1] * term
+            flops.add(2 * np.count_nonzero(dn < lin) + 3 * np.count_nonzero(upi < lin), "hermite_T")
+        return out
+
+
+def _compositions(total: int, parts: int) -> list[tuple[int, ...]]:
+    if parts == 1:
+        return [(total,)]
+    out = []
+    for first in range(total, -1, -1):
+        out.extend((first, *rest) for rest in _compositions(total - first, parts - 1))
+    return out
+
+
+@lru_cache(maxsize=16)
+def _basis(n: int, M: int) -> HermiteBasis:
+    return HermiteBasis(n, M)
+
+
+def halfspace_hermite_coefficients(beta: np.ndarray | float, max_degree: int) -> np.ndarray:
+    """Hermite coefficients of ``1[t + beta > 0]``: ``a_0 = Phi(beta)``, ``a_b = phi(beta) He_{b-1}(-beta)/b!``.
+
+    ``beta`` scalar or ``(B,)``; returns shape ``beta.shape + (max_degree + 1,)``.
+    """
+    beta = np.asarray(beta, dtype=np.float64)
+    b = np.arange(1, max_degree + 1)
+    phi = np.exp(-0.5 * beta**2) / math.sqrt(2 * math.pi)
+    out = np.empty(beta.shape + (max_degree + 1,))
+    out[..., 0] = np.exp(log_ndtr(beta))
+    lfact = np.array([math.lgamma(k + 1.0) for k in b])
+    out[..., 1:] = phi[..., None] * eval_hermitenorm(b - 1, -beta[..., None]) * np.exp(-lfact)
+    return out
+
+
+@dataclass(frozen=True)
+class HermiteDensity:
+    """``g = sum_alpha c_alpha He_alpha`` with ``|alpha| <= degree``; ``coefficients (B, dim)``."""
+
+    n: int
+    degree: int
+    coefficients: np.ndarray
+
+    @classmethod
+    def gaussian(cls, n: int, batch: int = 1) -> HermiteDensity:
+        """The standard Gaussian itself: ``g == 1``."""
+        return cls(n, 0, np.ones((batch, 1)))
+
+    @property
+    def n_terms(self) -> int:
+        return int(self.coefficients.shape[1])
+
+    def total_mass(self) -> np.ndarray:
+        return self.coefficients[:, 0].copy()
+
+
+@dataclass(frozen=True)
+class HermiteProduct:
+    """The exact, unevaluated product ``g . 1[u . x + beta > 0]`` (deduction output)."""
+
+    density: HermiteDensity
+    step: HalfspaceStep
+
+    @property
+    def n_terms(self) -> int:  # infinite expansion; the projector evaluates a truncation
+        return np.iinfo(np.int64).max
+
+    def total_mass(self) -> np.ndarray:  # pragma: no cover - always projected first
+        raise NotImplementedError("HermiteProduct must be projected before reading its mass.")
+
+    def project(self, degree: int, flops: FlopCounter) -> HermiteDensity:
+        """``P_{<= degree}(g h)`` exactly, by Clenshaw in ``T = u . x`` (see module docstring)."""
+        g, D, Dp = self.density, self.density.degree, degree
+        u = np.broadcast_to(self.step.normal, (g.coefficients.shape[0], g.n))
+        beta = np.broadcast_to(self.step.offset, (g.coefficients.shape[0],))
+        bmax = D + Dp
+        a = halfspace_hermite_coefficients(beta, bmax)  # (B, bmax+1)
+        basis = _basis(g.n, D + Dp)
+        B = g.coefficients.shape[0]
+        cap = [min(D + bmax - k, Dp + k) for k in range(bmax + 1)] + [-1, -1]
+        nxt = np.zeros((B, 0))  # b_{k+1}
+        nxt2 = np.zeros((B, 0))  # b_{k+2}
+        for k in range(bmax, -1, -1):
+            L = basis.dim(cap[k])
+            cur = np.zeros((B, L))
+            lg = min(L, g.n_terms)
+            cur[:, :lg] += a[:, k : k + 1] * g.coefficients[:, :lg]
+            flops.add(2 * lg, "hermite_axpy")
+            if nxt.shape[1]:
+                cur += basis.apply_T(nxt, u, cap[k + 1], cap[k], flops)
+                flops.add(L, "hermite_axpy")
+            if nxt2.shape[1]:
+                l2 = min(L, nxt2.shape[1])
+                cur[:, :l2] -= (k + 1) * nxt2[:, :l2]
+                flops.add(2 * l2, "hermite_axpy")
+            nxt2, nxt = nxt, cur
+        return HermiteDensity(g.n, Dp, nxt[:, : basis.dim(Dp)])
+
+
+@register_deduction(HalfspaceStep, HermiteDensity)
+def _halfspace_times_hermite(rep: HermiteDensity, step: HalfspaceStep, flops: FlopCounter) -> HermiteProduct:
+    return HermiteProduct(rep, step)
+
+
+def hermite_truncation(rep: Any, claims: Any, budget: int, flops: FlopCounter) -> HermiteDensity:
+    """Projector: truncate to the largest degree ``D`` with ``C(D + n, n) <= budget``.
+
+    When the claims are only the constant (``claims.m == 0``) only ``c_0`` is kept.
+    """
+    n = rep.density.n if isinstance(rep, HermiteProduct) else rep.n
+    degree = 0 if getattr(claims, "m", None) == 0 else hermite_degree_for_budget(n, budget)
+    if isinstance(rep, HermiteProduct):
+        return rep.project(degree, flops)
+    keep = hermite_dimension(n, min(degree, rep.degree))
+    return HermiteDensity(n, min(degree, rep.degree), rep.coefficients[:, :keep])
