@@ -108,13 +108,16 @@ def test_cli_estimate_json_contract(bench_dirs, capsys):
 def test_cli_bench_end_to_end(bench_dirs, tmp_path, capsys):
     root, _ = bench_dirs
     out = tmp_path / "r.json"
-    rc = main(["lm", "bench", "--model", str(root / "model"), "--methods", "naive", "gld", "--budget", "1024",
+    rc = main(["lm", "bench", "--model", str(root / "model"), "--methods", "naive", "gld", "naive:batch_size=512", "--budget", "1024",
                "--device", "cpu", "--targets", str(root / "targets"), "--specs", str(root / "specs"),
                "--param", "gld.batch_size=256", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "naive" in text and "gld" in text and out.is_file() and out.with_suffix(".png").is_file()
-    assert json.loads(out.read_text())["meta"]["methods"]["gld"] == {"batch_size": 256}
+    saved = json.loads(out.read_text())
+    assert saved["meta"]["methods"]["gld"] == {"batch_size": 256}
+    assert saved["meta"]["methods"]["naive:batch_size=512"] == {"batch_size": 512}
+    assert {r["method"] for r in saved["records"]} == {"naive", "gld", "naive:batch_size=512"}
 
 
 def test_cli_errors(bench_dirs, tmp_path, capsys):

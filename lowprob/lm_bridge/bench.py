@@ -116,14 +116,17 @@ def _case_seed(seed: int, i: int) -> int:
 def run_bench(
     adapter: ModelAdapter,
     cases: Sequence[BenchCase],
-    methods: Sequence[tuple[str, Mapping[str, Any]]],
+    methods: Sequence[tuple[str, Mapping[str, Any]] | tuple[str, str, Mapping[str, Any]]],
     *,
     budget: int = 2**16,
     seed: int = 0,
     show_progress: bool | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every ``(name, params)`` method on every case; one record dict per run.
+    """Run every ``(name, params)`` (or ``(label, name, params)``) method on every case.
+
+    Returns one record dict per run; ``record["method"]`` is the label (default: the name),
+    so several variants of one method (e.g. temperatures) can be compared in one run.
 
     A method that raises a :class:`~lowprob.errors.LowprobError` on a case (e.g.
     ``qld_official`` where the published code crashes) yields a record with
@@ -131,7 +134,11 @@ def run_bench(
     """
     budget = check_budget(budget)
     seed = check_int("seed", seed, minimum=0)
-    built = [(name, dict(params), make_lm_method(name, **params)) for name, params in methods]
+    specs3 = [m if len(m) == 3 else (m[0], m[0], m[1]) for m in methods]
+    labels = [m[0] for m in specs3]
+    if len(set(labels)) != len(labels):
+        raise InputValueError(f"method labels must be distinct, got {labels!r}.")
+    built = [(label, dict(params), make_lm_method(name, **params)) for label, name, params in specs3]
     records: list[dict[str, Any]] = []
     jobs = [(i, c, m) for i, c in enumerate(cases) for m in built]
     for i, case, (name, params, method) in progress(jobs, total=len(jobs), desc="lm bench", enabled=show_progress):

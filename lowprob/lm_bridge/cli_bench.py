@@ -29,7 +29,8 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
         description="Run registered LM methods on every target of every family and score them.",
     )
     p.add_argument("--model", help="HF model directory or shipped name (gelu-1l, gelu-2l)")
-    p.add_argument("--methods", nargs="+", default=None, help="method names (default: all registered)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="method names, or labelled variants NAME:KEY=VALUE,... (default: all registered)")
     p.add_argument("--budget", type=int, default=2**16, help="forward passes per estimate (default 65536)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -67,12 +68,16 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     if not args.model:
         raise InputValueError("--model is required (a HF model directory or gelu-1l / gelu-2l).")
     methods = args.methods or names
-    params: dict[str, dict] = {m: {} for m in methods}
+    # a method token is NAME or NAME:KEY=VALUE,KEY=VALUE (a labelled variant, e.g. itgis:temperature=0.5)
+    base = {m: m.partition(":")[0] for m in methods}
+    params: dict[str, dict] = {m: parse_params(m.partition(":")[2].split(",") if ":" in m else []) for m in methods}
     for key, val in parse_params(args.param).items():
         m, sep, k = key.partition(".")
-        if not sep or m not in params:
-            raise InputValueError(f"--param must be METHOD.KEY=VALUE with METHOD in {methods!r}, got {key!r}.")
-        params[m][k] = val
+        hit = [t for t in methods if base[t] == m]
+        if not sep or not hit:
+            raise InputValueError(f"--param must be METHOD.KEY=VALUE with METHOD in {sorted(set(base.values()))!r}, got {key!r}.")
+        for t in hit:
+            params[t].setdefault(k, val)
 
     torch.set_grad_enabled(True)
     adapter = load_model_arg(args.model, args.device)
@@ -86,7 +91,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     cases = load_cases(targets_dir, specs_dir, families=args.families, n_targets=args.n_targets,
                        seed=args.seed, model_hash=getattr(adapter, "model_hash", None))
     t0 = time.perf_counter()
-    records = run_bench(adapter, cases, [(m, params[m]) for m in methods], budget=args.budget, seed=args.seed)
+    records = run_bench(adapter, cases, [(m, base[m], params[m]) for m in methods], budget=args.budget, seed=args.seed)
     floor = DEFAULT_FLOOR if args.floor is None else args.floor
     scores = score_records(records, floor=floor, seed=args.seed)
     out = Path(args.out or f"benchmarks/results/lm_bench_{model_name}.json")
