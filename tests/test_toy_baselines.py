@@ -28,9 +28,10 @@ class TestNaiveContract(EstimatorContract):
 
 
 class TestSMCContract(EstimatorContract):
-    budget = 40_000
-    m = 12
+    budget = 20_000
+    m = 10
     min_probability = 1e-4
+    max_examples = 3
     tolerance = Tolerance(k_sigma=5.0)  # std_error from 8 replicates (t with 7 dof)
 
     def make_estimator(self):

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri, ndtri_exp
 
 from lowprob._validation import as_generator, check_budget, check_int
-from lowprob.errors import BudgetError, InputTypeError
+from lowprob.errors import BudgetError, InputTypeError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
 from lowprob.toy_models.halfspace import HalfspaceToy
 from lowprob.toy_models.registry import TOY_ESTIMATORS
@@ -109,38 +109,47 @@ def _truncated_normal(lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) 
     return np.where(upper, -out, out)
 
 
+Level = tuple[int, float, np.ndarray]  # (neuron i, threshold tau, direction factor L (d, d))
+
+
 @dataclass
 class SequentialMonteCarlo:
     """Sequential Monte Carlo (multilevel splitting) over the ``m`` neuron steps.
 
-    Writes ``p = prod_{i=1}^m P[F_i | F_1 .. F_{i-1}]`` with ``F_i = {w_i . x + b_i > 0}``.
-    ``N`` particles start i.i.d. ``N(0, I_d)``; at step ``i`` the fraction ``f_i`` satisfying
-    ``F_i`` is recorded, survivors are resampled multinomially back to ``N`` and moved by
-    ``n_moves`` exact Gibbs steps along random unit directions (hit-and-run: the Gaussian
-    restricted to the line through ``x`` inside ``F_1..F_i`` is a truncated 1-D normal), which
-    leave ``N(0, I) | F_1..F_i`` invariant. ``prod_i f_i`` is an unbiased estimate of ``p``
-    (Del Moral 2004, *Feynman–Kac Formulae*, Thm 7.4.2; Cérou, Del Moral, Furon & Guyader 2012,
-    Stat. Comput. 22, "Sequential Monte Carlo for rare event estimation").
+    With unit rows ``u_i = w_i/|w_i|``, offsets ``c_i = b_i/|w_i|`` and ``D_i(x) = u_i . x + c_i``,
+    ``p = prod_l P[A_l | A_{l-1}]`` along nested events ``A_l = {D_j > 0, j < i_l; D_{i_l} > tau_l}``:
+    neuron by neuron, each neuron entered through thresholds ``tau < 0`` when few particles
+    satisfy it, ending at ``tau = 0`` (so ``A_L`` is the event). ``N`` particles start i.i.d.
+    ``N(0, I_d)``; at level ``l`` the fraction ``f_l`` in ``A_l`` is recorded, survivors are
+    resampled multinomially back to ``N`` and moved by ``n_moves`` exact Gibbs steps along
+    random unit directions (the Gaussian restricted to a line inside ``A_l`` is a truncated 1-D
+    normal), which leave ``N(0, I) | A_l`` invariant. With the levels fixed in advance,
+    ``prod_l f_l`` is an unbiased estimate of ``p`` (Del Moral 2004, *Feynman–Kac Formulae*,
+    Thm 7.4.2; Cérou, Del Moral, Furon & Guyader 2012, Stat. Comput. 22, 795–808).
 
-    **Error bars.** The budget is split over ``replicates`` independent runs; the estimate is
-    their mean (unbiased) and ``std_error`` the sample standard deviation over ``sqrt(R)``.
+    **Levels.** A pilot run (``1/(R+1)`` of the budget) chooses the thresholds adaptively:
+    when fewer than ``keep`` of the particles satisfy neuron ``i``, the next threshold is the
+    ``(1 - keep)``-quantile of ``D_i``. The ``R`` main runs then use these fixed levels, so their
+    mean is unbiased and ``std_error`` (sample standard deviation over ``sqrt(R)``) is honest;
+    the pilot's own estimate is discarded.
 
     Args:
         n_moves: Gibbs moves per particle after each resampling.
-        replicates: independent SMC runs ``R`` (>= 2) used for the standard error.
+        replicates: independent main runs ``R`` (>= 2).
+        keep: target surviving fraction per adaptive level (0 < keep < 1).
 
-    Budget: ``R * N * (1 + n_moves (m - 1))`` forward evaluations ``<= budget``; needs at least
-    2 particles per run.
+    Budget: forward evaluations; a run with ``N`` particles and ``L`` levels costs
+    ``N (1 + n_moves (L - 1))``.
     """
 
-    n_moves: int = 2
+    n_moves: int = 8
     replicates: int = 8
+    keep: float = 0.2
+    max_extra_levels: int = 48
     name: str = "smc"
 
-    def particles_for(self, budget: int, m: int) -> int:
-        """Particles per replicate that a budget buys."""
-        per = 1 + self.n_moves * (m - 1)
-        return budget // (self.replicates * per)
+    def _per_particle(self, n_levels: int) -> int:
+        return 1 + self.n_moves * (n_levels - 1)
 
     def estimate(self, problem: object, budget: int, *, seed: object = None) -> Estimate:
         toy = as_halfspace_toy(problem)
@@ -148,29 +157,47 @@ class SequentialMonteCarlo:
         rng = as_generator(seed)
         check_int("n_moves", self.n_moves, minimum=0)
         R = check_int("replicates", self.replicates, minimum=2)
-        n = self.particles_for(budget, toy.m)
-        if n < 2:
-            need = 2 * R * (1 + self.n_moves * (toy.m - 1))
+        if not 0 < self.keep < 1:
+            raise InputValueError(f"keep must be in (0, 1), got {self.keep!r}.")
+        base = self._per_particle(toy.m)
+        need = 2 * (R + 1) * base
+        if budget < need:
             raise BudgetError(
                 f"budget={budget!r} is too small for smc with m={toy.m}, replicates={R}, "
                 f"n_moves={self.n_moves}: it needs at least {need}. Pass a larger budget."
             )
-        logs = np.empty(R)
-        evals = 0
-        inner = 0
+        norms = np.linalg.norm(toy.W, axis=1)
+        U, c = toy.W / norms[:, None], toy.b / norms
+        evals = inner = 0
         with stopwatch() as t:
+            # Pilot: adaptive levels within 1/(R+1) of the budget.
+            pilot_budget = budget // (R + 1)
+            n_pilot = max(2, pilot_budget // self._per_particle(toy.m + self.max_extra_levels))
+            _, levels, e, k = self._run(U, c, n_pilot, rng, None, self.max_extra_levels)
+            evals, inner = evals + e, inner + k
+            # If the pilot died, finish the schedule with plain neuron steps: any fixed
+            # schedule ending in the full event keeps the main runs unbiased.
+            last_i, last_tau, _ = levels[-1]
+            eye = np.eye(toy.d)
+            levels = levels + ([(last_i, 0.0, eye)] if last_tau != 0.0 else [])
+            levels = levels + [(i, 0.0, eye) for i in range(last_i + 1, toy.m)]
+            n = (budget - evals) // (R * self._per_particle(len(levels)))
+            if n < 2:  # too many levels for the remaining budget: plain neuron steps
+                levels = [(i, 0.0, eye) for i in range(toy.m)]
+                n = (budget - evals) // (R * base)
+            logs = np.empty(R)
             for r in range(R):
-                logs[r], e, k = self._run(toy, n, rng)
-                evals += e
-                inner += k
+                logs[r], _, e, k = self._run(U, c, n, rng, levels, 0)
+                evals, inner = evals + e, inner + k
         finite = logs[np.isfinite(logs)]
-        vals = np.exp(logs)
         if finite.size:
             shift = float(finite.max())
             mean_log = shift + math.log(np.exp(finite - shift).sum() / R)
         else:
             mean_log = -math.inf
-        se = float(np.std(vals, ddof=1) / math.sqrt(R))
+        vals = np.exp(logs - (mean_log if np.isfinite(mean_log) else 0.0))
+        se_rel = float(np.std(vals, ddof=1) / math.sqrt(R))
+        se = se_rel * math.exp(mean_log) if np.isfinite(mean_log) else 0.0
         flops = 2.0 * toy.m * toy.d * evals + 2.0 * toy.d * inner
         cost = Cost(samples=evals, model_calls=evals, flops=flops, seconds=t[0])
         return Estimate.from_log(
@@ -180,45 +207,122 @@ class SequentialMonteCarlo:
             method=self.name,
             budget=budget,
             budget_unit="samples",
-            diagnostics={"particles": n, "replicates": R, "log_replicates": logs.tolist()},
+            diagnostics={
+                "particles": int(n),
+                "pilot_particles": int(n_pilot),
+                "levels": len(levels),
+                "replicates": R,
+                "log_replicates": logs.tolist(),
+                "relative_std_error": se_rel,
+                # Replicates that died or spread over > e^2 signal a heavy-tailed estimator
+                # whose replicate std_error may understate the error (very thin cones).
+                "heavy_tail_warning": bool(
+                    finite.size < R or (finite.size and float(finite.max() - finite.min()) > 2.0)
+                ),
+            },
         )
 
-    def _run(self, toy: HalfspaceToy, n: int, rng: np.random.Generator) -> tuple[float, int, int]:
-        """One SMC run: ``(log prod_i f_i, forward evaluations, direction inner products)``."""
-        W, b = toy.W, toy.b
-        m, d = W.shape
+    def _run(
+        self,
+        U: np.ndarray,
+        c: np.ndarray,
+        n: int,
+        rng: np.random.Generator,
+        levels: list[Level] | None,
+        max_extra: int,
+    ) -> tuple[float, list[Level], int, int]:
+        """One run. ``levels=None``: choose them adaptively (pilot), adding at most
+        ``max_extra`` thresholds beyond the ``m`` neuron steps.
+
+        Returns ``(log prod_l f_l, levels used, forward evaluations, direction products)``.
+        """
+        m, d = U.shape
         x = rng.standard_normal((n, d))
-        S = x @ W.T + b  # (n, m): all pre-activations, kept in sync with x
+        S = x @ U.T + c  # (n, m) pre-activations D_j(x), kept in sync with x
         evals, inner, log_p = n, 0, 0.0
-        for i in range(m):
-            alive = S[:, i] > 0
+        thr = np.zeros(m)
+        eye = np.eye(d)
+        used: list[Level] = []
+        todo = list(levels) if levels is not None else None
+        i = 0
+        while True:
+            if todo is not None:
+                if not todo:
+                    break
+                i, tau, Lf = todo.pop(0)
+            else:
+                if i >= m:
+                    break
+                Di = S[:, i]
+                affordable = len(used) - i < max_extra
+                if np.mean(Di > 0) >= self.keep or not affordable:
+                    tau = 0.0
+                else:
+                    tau = min(0.0, float(np.quantile(Di, 1.0 - self.keep)))
+                Lf = np.eye(d)
+            alive = S[:, i] > tau
             k = int(np.count_nonzero(alive))
             if k == 0:
-                return -math.inf, evals, inner
+                used.append((i, tau, Lf))
+                return -math.inf, used, evals, inner
             log_p += math.log(k / n)
-            if i == m - 1:
-                break
+            lev = i
+            if tau == 0.0 and todo is None:
+                i += 1
+            last = (todo is not None and not todo) or (todo is None and i >= m)
+            thr[: lev + 1] = 0.0
+            thr[lev] = tau
             pick = rng.choice(np.flatnonzero(alive), size=n, replace=True)
             x, S = x[pick], S[pick]
-            for _ in range(self.n_moves):
-                v = rng.standard_normal((n, d))
-                v /= np.linalg.norm(v, axis=1, keepdims=True)
-                A = v @ W.T  # (n, m): one forward evaluation per particle
-                c = np.einsum("nd,nd->n", x, v)
+            if todo is None:
+                # Pilot: fix this level's direction law from the survivors' covariance
+                # (regularised); the main runs reuse it, so their kernels do not adapt.
+                cov = np.cov(x.T) if n > d else np.eye(d)
+                cov = np.atleast_2d(cov) + 1e-10 * (np.trace(np.atleast_2d(cov)) / d + 1e-300) * np.eye(d)
+                Lf = np.linalg.cholesky(cov)
+            used.append((lev, tau, Lf))
+            if last:
+                break
+            for j in range(self.n_moves):
+                # Alternate covariance-shaped and isotropic directions.
+                L_dir = Lf if j % 2 == 0 else eye
+                x, S = _gibbs_move(x, S, U, thr[: lev + 1], lev + 1, L_dir, rng)
                 evals += n
                 inner += n
-                a, s = A[:, : i + 1], S[:, : i + 1]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    bound = -s / a
-                lo = np.max(np.where(a > 0, bound, -np.inf), axis=1)
-                hi = np.min(np.where(a < 0, bound, np.inf), axis=1)
-                tau = _truncated_normal(lo + c, hi + c, rng)
-                step = tau - c
-                S_new = S + step[:, None] * A
-                ok = np.all(S_new[:, : i + 1] > 0, axis=1) & np.isfinite(step)
-                x = np.where(ok[:, None], x + step[:, None] * v, x)
-                S = np.where(ok[:, None], S_new, S)
-        return log_p, evals, inner
+        return log_p, used, evals, inner
+
+
+def _gibbs_move(
+    x: np.ndarray,
+    S: np.ndarray,
+    U: np.ndarray,
+    thr: np.ndarray,
+    k: int,
+    Lf: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One hit-and-run Gibbs step for ``N(0, I)`` restricted to ``{S_j > thr_j, j < k}``.
+
+    Directions are ``v = Lf z / |Lf z|`` with ``z ~ N(0, I)``, drawn independently of ``x``, so
+    the exact line update leaves the restricted Gaussian invariant for any fixed ``Lf``.
+    """
+    n, d = x.shape
+    v = rng.standard_normal((n, d)) @ Lf.T
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    A = v @ U.T  # (n, m): one forward evaluation per particle
+    proj = np.einsum("nd,nd->n", x, v)
+    a, s = A[:, :k], S[:, :k] - thr
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = -s / a
+    lo = np.max(np.where(a > 0, bound, -np.inf), axis=1)
+    hi = np.min(np.where(a < 0, bound, np.inf), axis=1)
+    tau = _truncated_normal(lo + proj, hi + proj, rng)
+    step = tau - proj
+    S_new = S + step[:, None] * A
+    ok = np.all(S_new[:, :k] > thr, axis=1) & np.isfinite(step)
+    x = np.where(ok[:, None], x + step[:, None] * v, x)
+    S = np.where(ok[:, None], S_new, S)
+    return x, S
 
 
 TOY_ESTIMATORS.add("naive", NaiveMonteCarlo)
