@@ -47,25 +47,33 @@ def _log_gegenbauer_norm(j: int, alpha: float) -> float:
     )
 
 
-def _solid_harmonics(x: np.ndarray, L: int) -> list[np.ndarray]:
-    """Blocks ``[(N, dim_l) for l in 0..L]`` of the solid harmonics ``|x|^l Y_l(x/|x|)``."""
+def _offsets(n: int, L: int) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum([harmonic_dimension(l, n) for l in range(L + 1)])]).astype(np.int64)
+
+
+def _solid_harmonics(x: np.ndarray, L: int) -> np.ndarray:
+    """Solid harmonics ``|x|^l Y_l(x/|x|)``, ``(N, total_dim)`` (Fortran order), columns by degree."""
     N, n = x.shape
+    off = _offsets(n, L)
+    out = np.empty((N, int(off[-1])), order="F")
     if n == 2:
         z = x[:, 0] + 1j * x[:, 1]
-        blocks = [np.ones((N, 1))]
+        out[:, 0] = 1.0
         zk = np.ones(N, dtype=np.complex128)
-        for _ in range(1, L + 1):
+        for l in range(1, L + 1):
             zk = zk * z
-            blocks.append(np.sqrt(2.0) * np.stack([zk.real, zk.imag], axis=1))
-        return blocks
+            out[:, off[l]] = np.sqrt(2.0) * zk.real
+            out[:, off[l] + 1] = np.sqrt(2.0) * zk.imag
+        return out
     lower = _solid_harmonics(x[:, : n - 1], L)
+    loff = _offsets(n - 1, L)
     t = x[:, n - 1]
     r2 = np.einsum("ij,ij->i", x, x)
     log_cn = log(funk_hecke_constant(n))
-    # G[k][j] = c_{j+k,k} * r^j C_j^{(alpha_k)}(t/r), j = 0..L-k
-    parts: list[list[np.ndarray]] = [[] for _ in range(L + 1)]
+    # column of Y_{l,k,j}: off[l] + loff[k] + (lower column within degree k)
     for k in range(L + 1):
         alpha = k + (n - 2) / 2
+        S = lower[:, loff[k] : loff[k + 1]]
         G_prev = np.ones(N)
         G_cur = 2 * alpha * t
         for j in range(L - k + 1):
@@ -78,8 +86,9 @@ def _solid_harmonics(x: np.ndarray, L: int) -> list[np.ndarray]:
                 G_prev, G_cur = G_cur, G_next
                 G = G_cur
             c = np.exp(-0.5 * (log_cn + _log_gegenbauer_norm(j, alpha)))
-            parts[j + k].append((c * G)[:, None] * lower[k])
-    return [np.concatenate(p, axis=1) for p in parts]
+            col = off[j + k] + loff[k]
+            np.multiply((c * G)[:, None], S, out=out[:, col : col + S.shape[1]])
+    return out
 
 
 class SphericalHarmonics:
@@ -134,7 +143,7 @@ class SphericalHarmonics:
                 f"x rows must be unit vectors (max | |x| - 1 | = {np.max(np.abs(norms - 1.0))!r} > "
                 f"atol={atol!r}); pass normalize=True to project them onto the sphere."
             )
-        return np.concatenate(_solid_harmonics(x, self.L), axis=1)
+        return _solid_harmonics(x, self.L)
 
     def __repr__(self) -> str:
         return f"SphericalHarmonics(n={self.n}, L={self.L}, total_dim={self.total_dim})"

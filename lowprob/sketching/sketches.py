@@ -1,0 +1,430 @@
+"""K-term sketches ``M`` of a distribution ``D`` and their cost and exact error (DESIGN.md §1, §4).
+
+Every sketch has the same small contract, so the propagation loop never branches on how it
+was made:
+
+* ``K``: the number of terms actually used (samples, points, eigenfunctions, moments);
+* ``target``: the measure ``D`` it sketches;
+* ``expect(f)``: ``E_M f`` (``M`` may be a *signed* pseudo-distribution);
+* ``harmonic_moments(sh)``: ``E_M Y_j`` for a :class:`~lowprob.sketching.harmonics.SphericalHarmonics`;
+* ``error(claims)``: the exact ``E_{f~C}[(E_M f - E_D f)^2]``
+  (:func:`lowprob.sketching.sketch_error.sketch_error`);
+* ``cost``: a :class:`lowprob.Cost` (``samples`` = ``K`` terms, ``seconds`` to build;
+  FLOPs are not counted for sketch construction, ``flops = 0``).
+
+Kinds: :class:`SampleSketch` (``K`` i.i.d. samples), :class:`KernelSketch` (L2 projection of
+``dD/dmu`` onto the top-``K`` eigenfunctions of the claim kernel, whole eigenspaces only),
+:class:`QuadratureSketch` (``K`` points with MMD-optimal weights), and
+:class:`GaussianMomentSketch` (mean and covariance: the classic activation model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+
+from lowprob._validation import as_generator, check_int
+from lowprob.errors import InputValueError, LowprobError, NumericalError, UnavailableError
+from lowprob.estimate import Cost, stopwatch
+from lowprob.sketching.claims import ClaimDistribution
+from lowprob.sketching.eigensystems import Eigensystem, HarmonicEigensystem
+from lowprob.sketching.funk_hecke import harmonic_dimension
+from lowprob.sketching.harmonics import SphericalHarmonics
+from lowprob.sketching.kernels import psd_eigh
+from lowprob.sketching.measures import Measure, WeightedPoints
+from lowprob.sketching.nystrom import NystromEigensystem
+from lowprob.sketching.sketch_error import (
+    DEFAULT_DEGREE,
+    SketchError,
+    kernel_mean,
+    kernel_mean_norm2,
+    point_spectral_tail,
+    sketch_error,
+)
+from lowprob.sketching.sphere_quadrature import sphere_quadrature
+
+__all__ = [
+    "GaussianMomentSketch",
+    "InfeasibleQPError",
+    "KernelSketch",
+    "QuadratureSketch",
+    "SampleSketch",
+    "Sketch",
+]
+
+
+class InfeasibleQPError(LowprobError, ValueError):
+    """cvxpy reported the weight QP infeasible (e.g. ``max_weight * K < 1``)."""
+
+
+def _check_target(target: object, claims: ClaimDistribution | None = None) -> Measure:
+    if not isinstance(target, Measure):
+        raise InputValueError(
+            f"target must be a lowprob.sketching.measures.Measure (SphericalCone, GaussianMixture, "
+            f"WeightedPoints, ...), got {target!r}."
+        )
+    if claims is not None:
+        if not isinstance(claims, ClaimDistribution):
+            raise InputValueError(f"claims must be a ClaimDistribution, got {claims!r}.")
+        if claims.dim is not None and claims.dim != target.dim:
+            raise InputValueError(
+                f"dimension mismatch: claims act on R^{claims.dim} but target lives in R^{target.dim}."
+            )
+    return target
+
+
+class Sketch:
+    """Base class: see the module docstring for the contract."""
+
+    K: int
+    target: Measure
+    cost: Cost
+    kind: str = "sketch"
+
+    def expect(self, f: Any) -> float:
+        raise UnavailableError(f"{type(self).__name__} does not implement expect().")
+
+    def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
+        raise UnavailableError(f"{type(self).__name__} has no harmonic moments.")
+
+    def points_and_weights(self) -> WeightedPoints:
+        raise UnavailableError(f"{type(self).__name__} is not a weighted point set.")
+
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
+        raise UnavailableError(f"{type(self).__name__} cannot compute its spectral tail.")
+
+    def error(self, claims: ClaimDistribution, *, degree: int = DEFAULT_DEGREE) -> float:
+        """Exact ``E_{f~C}[(E_M f - E_D f)^2]`` (see :func:`sketch_error` for bounds)."""
+        return self.error_report(claims, degree=degree).value
+
+    def error_report(self, claims: ClaimDistribution, *, degree: int = DEFAULT_DEGREE) -> SketchError:
+        return sketch_error(self, claims, degree=degree)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(K={self.K})"
+
+
+class _PointSketch(Sketch):
+    """``M = sum_i w_i delta_{x_i}`` (weights may be signed)."""
+
+    measure: WeightedPoints
+
+    def expect(self, f: Any) -> float:
+        return self.measure.expect(f)
+
+    def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
+        return self.measure.weights @ sh.evaluate(self.measure.points, normalize=True)
+
+    def points_and_weights(self) -> WeightedPoints:
+        return self.measure
+
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
+        return point_spectral_tail(self.measure, zonal, lam)
+
+    @property
+    def points(self) -> np.ndarray:
+        return self.measure.points
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.measure.weights
+
+
+class SampleSketch(_PointSketch):
+    """``K`` i.i.d. samples of ``D`` with weights ``1/K``. Expected error ``E_f Var_D(f) / K``."""
+
+    kind = "sample"
+
+    def __init__(self, target: Measure, K: int, *, seed: object = None) -> None:
+        self.target = _check_target(target)
+        self.K = check_int("K", K, minimum=1)
+        with stopwatch() as t:
+            X = self.target.sample(self.K, seed=as_generator(seed))
+        self.measure = WeightedPoints(X, signed=True)
+        self.cost = Cost(samples=self.K, seconds=t[0])
+
+    def expected_error(self, claims: ClaimDistribution, *, degree: int = DEFAULT_DEGREE) -> float:
+        """``(E_D k(x, x) - E_{x,y~D} k(x, y)) / K`` (the exact mean over sample draws)."""
+        diag = self.target.expect(claims.kernel_diag)
+        return (diag - kernel_mean_norm2(claims, self.target, degree=degree)) / self.K
+
+
+class KernelSketch(Sketch):
+    """L2 projection of ``g = dD/dmu`` onto the top eigenspaces of the claim kernel; signed.
+
+    ``E_M f = sum_{j kept} <g, phi_j> <f, phi_j>_mu`` and the error is
+    ``sum_{j not kept} lambda_j <g, phi_j>^2 <= lambda_{K+1} ||g||^2`` (DESIGN.md §1).
+    Whole eigenspaces are kept or dropped together, in the order and with the tie rule of
+    :mod:`lowprob.sketching.eigensystems` (largest eigenvalue first; eigenvalues equal within
+    ``1e-9 * lambda_max`` form one eigenspace; null eigenspaces are never kept). ``K`` is the
+    number of eigenfunctions actually kept (``<= K_requested``).
+
+    Eigensystem (default): zonal claims with a target on the sphere use exact harmonics to
+    ``degree`` (default: the smallest degree whose blocks hold ``K`` functions, plus 8);
+    anything else uses Nyström over ``base`` (default: the target itself, with its reference
+    quadrature as the ``R`` reference points).
+    """
+
+    kind = "kernel"
+
+    def __init__(
+        self,
+        target: Measure,
+        claims: ClaimDistribution,
+        K: int,
+        *,
+        eigensystem: Eigensystem | None = None,
+        base: Measure | None = None,
+        degree: int | None = None,
+    ) -> None:
+        self.target = _check_target(target, claims)
+        self.K_requested = check_int("K", K, minimum=1)
+        with stopwatch() as t:
+            if eigensystem is None:
+                if claims.zonal is not None and self.target.on_sphere and base is None:
+                    if degree is None:
+                        L, tot = 0, 1
+                        while tot < self.K_requested:
+                            L += 1
+                            tot += harmonic_dimension(L, claims.zonal.n)
+                        degree = L + 8
+                    eigensystem = HarmonicEigensystem(claims.zonal, degree)
+                else:
+                    eigensystem = NystromEigensystem(claims.kernel, base or self.target, dim=claims.dim)
+            if eigensystem.dim != self.target.dim:
+                raise InputValueError(
+                    f"eigensystem dimension {eigensystem.dim} != target dimension {self.target.dim}."
+                )
+            self.eigensystem = eigensystem
+            self.columns = eigensystem.select(self.K_requested)
+            self.all_coefficients = eigensystem.coefficients(self.target)
+            self.coefficients = self.all_coefficients[self.columns]
+            self._harmonic = isinstance(eigensystem, HarmonicEigensystem)
+            if not self._harmonic:
+                w = eigensystem.reference_weights(self.columns, self.coefficients)  # type: ignore[attr-defined]
+                self.measure = WeightedPoints(eigensystem.reference.points, w, signed=True)  # type: ignore[attr-defined]
+        self.K = int(self.columns.size)
+        self.cost = Cost(samples=self.K, seconds=t[0])
+
+    @property
+    def kept_eigenvalues(self) -> np.ndarray:
+        return self.eigensystem.eigenvalues[self.columns]
+
+    def eigen_error(self) -> float:
+        """``sum_{j in the eigensystem, not kept} lambda_j <g, phi_j>^2`` (excludes degrees above the truncation)."""
+        mask = np.ones(self.eigensystem.eigenvalues.size, dtype=bool)
+        mask[self.columns] = False
+        return float(self.eigensystem.eigenvalues[mask] @ self.all_coefficients[mask] ** 2)
+
+    def density(self, x: np.ndarray) -> np.ndarray:
+        """The signed density ``g_K(x) = sum_{j kept} <g, phi_j> phi_j(x)`` w.r.t. ``mu``, shape ``(N,)``."""
+        return self.eigensystem.functions(np.asarray(x, dtype=np.float64))[:, self.columns] @ self.coefficients
+
+    def expect(self, f: Any, *, quad_degree: int | None = None) -> float:
+        """``E_M f``. Harmonic sketches integrate ``f g_K`` with an exact sphere rule of degree
+        ``quad_degree`` (default ``2 * max kept degree + 20``): exact when ``f`` is a polynomial of
+        degree ``<= quad_degree - max kept degree``."""
+        if not self._harmonic:
+            return self.measure.expect(f)
+        return self._harmonic_rule(quad_degree).expect(f)
+
+    def _harmonic_rule(self, quad_degree: int | None = None) -> WeightedPoints:
+        lmax = int(self.eigensystem.sh.degrees[self.columns].max())  # type: ignore[attr-defined]
+        deg = 2 * lmax + 20 if quad_degree is None else check_int("quad_degree", quad_degree, minimum=lmax)
+        X, w = sphere_quadrature(self.target.dim, deg)
+        return WeightedPoints(X, w * self.density(X), signed=True)
+
+    def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
+        if not self._harmonic:
+            return self.measure.weights @ sh.evaluate(self.measure.points, normalize=True)
+        out = np.zeros(sh.total_dim)
+        inside = self.columns < sh.total_dim
+        if sh.n != self.target.dim:
+            raise InputValueError(f"harmonics on S^{sh.n - 1} do not match the target's S^{self.target.dim - 1}.")
+        out[self.columns[inside]] = self.coefficients[inside]
+        return out
+
+    def points_and_weights(self) -> WeightedPoints:
+        return self.measure if not self._harmonic else self._harmonic_rule()
+
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
+        if self._harmonic:
+            L = lam.size - 1
+            if int(self.eigensystem.sh.degrees[self.columns].max()) > L:  # type: ignore[attr-defined]
+                raise InputValueError(f"error degree {L} is below the sketch's kept degrees; raise degree.")
+            return 0.0
+        return point_spectral_tail(self.measure, zonal, lam)
+
+    def __repr__(self) -> str:
+        return f"KernelSketch(K={self.K}, requested={self.K_requested}, {self.eigensystem!r})"
+
+
+class QuadratureSketch(_PointSketch):
+    """``K`` points with weights minimising ``||sum_i w_i k(x_i, .) - mu_D||_k^2`` (MMD).
+
+    Points are chosen from ``candidates`` (default: ``n_candidates`` draws of ``D`` with
+    ``seed``; only a search set, the objective uses the exact kernel mean ``z = E_D k(x, .)``):
+
+    * ``points="herding"``: kernel herding, ``x_{t+1} = argmax_x z(x) - (1/(t+1)) sum_{s<=t} k(x, x_s)``
+      (Chen, Welling & Smola 2010, eq. 5);
+    * ``points="greedy"``: sequential Bayesian quadrature (Huszar & Duvenaud 2012): add the
+      candidate with the largest MMD decrease under optimal weights, ``r(x)^2 / P(x)``, with
+      ``r`` the residual kernel mean and ``P`` the power function (Newton basis updates).
+
+    Weights: ``"signed"`` solves ``K_SS w = z_S`` (pseudo-inverse on the PSD-checked spectrum);
+    ``"simplex"`` solves the QP ``min w^T K w - 2 z^T w`` s.t. ``w >= 0, sum w = 1`` (and
+    ``w <= max_weight`` if given) with cvxpy, raising :class:`InfeasibleQPError` when cvxpy
+    reports infeasibility; ``"uniform"`` uses ``1/K`` (herding's own weights).
+    """
+
+    kind = "quadrature"
+
+    def __init__(
+        self,
+        target: Measure,
+        claims: ClaimDistribution,
+        K: int,
+        *,
+        points: str = "greedy",
+        weights: str = "signed",
+        candidates: np.ndarray | None = None,
+        n_candidates: int = 2048,
+        seed: object = 0,
+        max_weight: float | None = None,
+        degree: int = DEFAULT_DEGREE,
+    ) -> None:
+        self.target = _check_target(target, claims)
+        self.K = check_int("K", K, minimum=1)
+        if points not in ("greedy", "herding"):
+            raise InputValueError(f"points must be 'greedy' or 'herding', got {points!r}.")
+        if weights not in ("signed", "simplex", "uniform"):
+            raise InputValueError(f"weights must be 'signed', 'simplex' or 'uniform', got {weights!r}.")
+        self.point_rule, self.weight_rule = points, weights
+        with stopwatch() as t:
+            if candidates is None:
+                n_candidates = check_int("n_candidates", n_candidates, minimum=1)
+                C = self.target.sample(n_candidates, seed=as_generator(seed))
+            else:
+                from lowprob.sketching.kernels import check_points
+
+                C = check_points("candidates", candidates, self.target.dim)
+            if self.K > C.shape[0]:
+                raise InputValueError(
+                    f"K={self.K!r} is larger than the available basis: only {C.shape[0]} candidate points."
+                )
+            z = kernel_mean(claims, self.target, C, degree=degree)
+            kdiag = claims.kernel_diag(C)
+            idx = (_greedy if points == "greedy" else _herding)(claims, C, z, kdiag, self.K)
+            X = C[idx]
+            KSS = claims.kernel(X, X)
+            if weights == "uniform":
+                w = np.full(self.K, 1.0 / self.K)
+            elif weights == "signed":
+                lam, U = psd_eigh(KSS, name="K_SS")
+                inv = np.where(lam > 1e-12 * lam[0], 1.0 / np.where(lam > 0, lam, 1.0), 0.0)
+                w = U @ (inv * (U.T @ z[idx]))
+            else:
+                w = _simplex_weights(KSS, z[idx], max_weight)
+        self.measure = WeightedPoints(X, w, signed=True)
+        self.norm2_D = kernel_mean_norm2(claims, self.target, degree=degree)
+        self.cost = Cost(samples=self.K, seconds=t[0])
+
+
+def _herding(claims: ClaimDistribution, C: np.ndarray, z: np.ndarray, kdiag: np.ndarray, K: int) -> np.ndarray:
+    acc = np.zeros(C.shape[0])
+    chosen: list[int] = []
+    free = np.ones(C.shape[0], dtype=bool)
+    for t in range(K):
+        score = np.where(free, z - acc / (t + 1), -np.inf)
+        i = int(np.argmax(score))
+        chosen.append(i)
+        free[i] = False
+        acc += claims.kernel(C, C[i : i + 1])[:, 0]
+    return np.array(chosen)
+
+
+def _greedy(claims: ClaimDistribution, C: np.ndarray, z: np.ndarray, kdiag: np.ndarray, K: int) -> np.ndarray:
+    N = C.shape[0]
+    V = np.zeros((N, K))
+    P = kdiag.astype(np.float64).copy()
+    r = z.astype(np.float64).copy()
+    floor = 1e-12 * float(np.max(kdiag))
+    chosen: list[int] = []
+    for t in range(K):
+        score = np.where(P > floor, r**2 / np.where(P > floor, P, 1.0), -np.inf)
+        score[chosen] = -np.inf
+        i = int(np.argmax(score))
+        if not np.isfinite(score[i]):
+            raise NumericalError(
+                f"greedy selection stalled after {t} points: the power function vanished on every "
+                "remaining candidate (kernel rank exhausted). Use a smaller K or more candidates."
+            )
+        col = claims.kernel(C, C[i : i + 1])[:, 0] - V[:, :t] @ V[i, :t]
+        v = col / np.sqrt(P[i])
+        beta = r[i] / np.sqrt(P[i])
+        V[:, t] = v
+        r -= v * beta
+        P = np.maximum(P - v**2, 0.0)
+        chosen.append(i)
+    return np.array(chosen)
+
+
+def _simplex_weights(KSS: np.ndarray, z: np.ndarray, max_weight: float | None) -> np.ndarray:
+    import cvxpy as cp
+
+    lam, U = psd_eigh(KSS, name="K_SS")
+    scale = lam[0] if lam[0] > 0 else 1.0
+    F = (U * np.sqrt(lam / scale)).T  # KSS / scale = F^T F
+    w = cp.Variable(KSS.shape[0])
+    cons = [w >= 0, cp.sum(w) == 1]
+    if max_weight is not None:
+        cons.append(w <= float(max_weight))
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(F @ w) - 2 * (z / scale) @ w), cons)
+    try:
+        prob.solve()
+    except cp.error.SolverError as exc:
+        raise NumericalError(f"cvxpy failed on the simplex-weight QP: {exc}") from exc
+    if prob.status in ("infeasible", "infeasible_inaccurate"):
+        raise InfeasibleQPError(
+            f"cvxpy reports the simplex-weight QP {prob.status} (K={KSS.shape[0]}, max_weight="
+            f"{max_weight!r}): weights in [0, max_weight] cannot sum to 1 unless max_weight >= 1/K."
+        )
+    if w.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
+        raise NumericalError(f"cvxpy returned status {prob.status!r} for the simplex-weight QP.")
+    return np.clip(np.asarray(w.value, dtype=np.float64), 0.0, None)
+
+
+class GaussianMomentSketch(_PointSketch):
+    """``M = N(mean_D, cov_D)``: the classic activation model (mean + covariance, ``K = d + d(d+1)/2``).
+
+    Moments are exact under ``D``'s reference quadrature; expectations under ``M`` use the
+    ``order^d``-point Gauss–Hermite product rule (exact for polynomials of degree ``<= 2 order - 1``
+    in each coordinate). For targets on the sphere, claims are evaluated at the Gaussian's
+    points; zonal errors use the radial projection of ``M`` onto the sphere.
+    """
+
+    kind = "gaussian"
+
+    def __init__(self, target: Measure, *, order: int = 8) -> None:
+        self.target = _check_target(target)
+        order = check_int("order", order, minimum=1)
+        with stopwatch() as t:
+            Q = self.target.quadrature()
+            self.mean = Q.weights @ Q.points
+            dev = Q.points - self.mean
+            self.cov = (dev * Q.weights[:, None]).T @ dev
+            d = self.target.dim
+            lam, U = np.linalg.eigh(0.5 * (self.cov + self.cov.T))
+            A = U * np.sqrt(np.clip(lam, 0.0, None))
+            z, w = hermegauss(order)
+            w = w / w.sum()
+            Z = np.stack(np.meshgrid(*([z] * d), indexing="ij"), -1).reshape(-1, d)
+            W = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), -1).reshape(-1, d), axis=1)
+            X = self.mean + Z @ A.T
+            if self.target.on_sphere and np.any(np.linalg.norm(X, axis=1) < 1e-12):
+                raise NumericalError("a Gauss–Hermite node hit the origin; use another order.")
+        self.measure = WeightedPoints(X, W, signed=True)
+        self.K = d + d * (d + 1) // 2
+        self.cost = Cost(samples=self.K, seconds=t[0])
