@@ -262,3 +262,17 @@ def test_qld_official_crashes_where_published_code_does():
     # up to noise; force "target wins at the mean" by a large shift along e1.
     with pytest.raises(NumericalError, match="already wins at the mean"):
         official_qld_from_activations(x + torch.tensor([5.0, 0.0]), W, 0, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU (CPU-only CI); run on the device tool")
+@pytest.mark.parametrize("name", BUILTIN)
+def test_methods_run_on_cuda(name):
+    """Every method runs with the model on CUDA, spends the same calls and agrees in scale with CPU."""
+    adapter = tiny_adapter()
+    adapter.to("cuda")
+    problem = LMProblem(adapter, tiny_spec(), LOW_TARGET)
+    p = problem.exact_probability()
+    est = make_lm_method(name).estimate(problem, 8192, seed=0)
+    assert est.cost.model_calls <= 8192 and math.isfinite(est.value)
+    if name in ("itgis", "naive"):
+        assert est.std_error is not None and abs(est.value - p) < 4 * est.std_error + 1e-12
