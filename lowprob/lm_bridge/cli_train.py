@@ -1,0 +1,88 @@
+"""``lowprob lm train``: rebuild the shipped tokenizer, corpus counts and models from local text.
+
+    lowprob lm train --work-dir /tmp/lowprob-train --out lowprob/data [--name gelu-1l ...]
+
+Steps (each cached in ``--work-dir`` and skipped when its output exists):
+corpus text -> tokenizer.json -> token streams -> corpus token counts -> models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["register", "run_train"]
+
+
+def register(lm_subparsers: argparse._SubParsersAction) -> None:
+    p = lm_subparsers.add_parser("train", help="train the shipped BPE tokenizer and small GELU transformers")
+    p.add_argument("--work-dir", default="lowprob-train-work", help="cache for corpus text and token streams")
+    p.add_argument("--out", default=None, help="data directory to write (default: the package's lowprob/data)")
+    p.add_argument("--name", action="append", choices=["gelu-1l", "gelu-2l"], help="model(s) to train (default both)")
+    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--skip-models", action="store_true", help="only corpus, tokenizer and counts")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from lowprob.lm_bridge.corpus import build_corpus, token_counts
+    from lowprob.lm_bridge.training import (
+        SHIPPED_RECIPES,
+        encode_corpus,
+        train_model,
+        train_tokenizer,
+        write_model_card,
+    )
+    from lowprob.lm_bridge.zoo import DATA_DIR
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work_dir)
+    out = Path(args.out) if args.out else DATA_DIR
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    kinds = ("code", "english", "spanish")
+    if not (work / "manifest.json").is_file():
+        print("building corpus ...", flush=True)
+        build_corpus(work)
+    manifest = json.loads((work / "manifest.json").read_text())
+    tok_path = out / "tokenizer.json"
+    if not tok_path.is_file():
+        print("training tokenizer ...", flush=True)
+        train_tokenizer([work / f"{k}.txt" for k in kinds], args.vocab_size, tok_path)
+    from tokenizers import Tokenizer
+
+    from lowprob.lm_bridge.adapters.loading import file_hash
+
+    tok = Tokenizer.from_file(str(tok_path))
+    V = tok.get_vocab_size()
+    counts_path = out / "corpus_counts.npz"
+    if not counts_path.is_file():
+        print("counting tokens ...", flush=True)
+        counts = {k: token_counts(tok, work / f"{k}.txt", V) for k in kinds}
+        np.savez_compressed(counts_path, **counts)
+        (out / "corpus_manifest.json").write_text(json.dumps(manifest, indent=1))
+    if args.skip_models:
+        return 0
+    streams_path = work / "streams.npz"
+    if not streams_path.is_file():
+        print("encoding corpus ...", flush=True)
+        np.savez(streams_path, **{k: encode_corpus(tok, work / f"{k}.txt") for k in kinds})
+    streams = dict(np.load(streams_path))
+    for name in args.name or list(SHIPPED_RECIPES):
+        recipe = SHIPPED_RECIPES[name]
+        if args.steps is not None:
+            recipe = replace(recipe, steps=args.steps)
+        mdir = out / "models" / name
+        record = train_model(recipe, streams, V, mdir)
+        shutil.copyfile(tok_path, mdir / "tokenizer.json")
+        write_model_card(mdir, record, manifest, {"vocab_size": V, "sha256": file_hash(tok_path)})
+        print(f"wrote {mdir}", flush=True)
+    return 0
