@@ -161,10 +161,10 @@ class KernelSketch(Sketch):
     ``1e-9 * lambda_max`` form one eigenspace; null eigenspaces are never kept). ``K`` is the
     number of eigenfunctions actually kept (``<= K_requested``).
 
-    Eigensystem (default): zonal claims with a target on the sphere use exact harmonics to
-    ``degree`` (default: the smallest degree whose blocks hold ``K`` functions, plus 8);
-    anything else uses Nyström over ``base`` (default: the target itself, with its reference
-    quadrature as the ``R`` reference points).
+    Eigensystem (default): zonal claims with a target on the sphere that has a density (not a
+    :class:`WeightedPoints`) use exact harmonics to ``degree`` (default: the smallest degree
+    whose blocks hold ``K`` functions, plus 8); anything else uses Nyström over ``base``
+    (default: the target itself, with its reference quadrature as the ``R`` reference points).
     """
 
     kind = "kernel"
@@ -183,7 +183,8 @@ class KernelSketch(Sketch):
         self.K_requested = check_int("K", K, minimum=1)
         with stopwatch() as t:
             if eigensystem is None:
-                if claims.zonal is not None and self.target.on_sphere and base is None:
+                discrete = isinstance(self.target, WeightedPoints)
+                if claims.zonal is not None and self.target.on_sphere and not discrete and base is None:
                     if degree is None:
                         L, tot = 0, 1
                         while tot < self.K_requested:
