@@ -26,8 +26,9 @@ Algorithm (DESIGN.md section 3), for ``W`` of shape ``(m, d)``:
    ``d <= 3`` and the smooth simplex formula with Gauss–Legendre on the Duffy cube for
    ``d = 4`` (error bound stated there). ``error_bound`` is the sum of the cones' bounds.
 
-For ``d > 4`` the oracle raises :class:`~lowprob.errors.UnavailableError`; use Monte Carlo,
-the ``smc`` sampler (:mod:`lowprob.toy_models.baselines`) or Botev's minimax tilting.
+For ``d > 4`` (or a bias) the exact method raises :class:`~lowprob.errors.UnavailableError`;
+``method="tilting"`` gives Botev's minimax-tilting estimate (:mod:`lowprob.toy_models.tilting`)
+with 4 standard errors as ``error_bound``; Monte Carlo and ``smc`` are the other options.
 """
 
 from __future__ import annotations
@@ -252,9 +253,9 @@ def _oracle_unit_rows(U: np.ndarray) -> OracleResult:
         return _infeasible(d)
     if d > MAX_ORACLE_DIM:
         raise UnavailableError(
-            f"the exact oracle handles rank(W) <= {MAX_ORACLE_DIM}, got rank {d!r}. Use Monte "
-            "Carlo (get_toy_estimator('naive')), the sequential sampler "
-            "get_toy_estimator('smc') or Botev's minimax-tilting estimator instead."
+            f"the exact oracle handles rank(W) <= {MAX_ORACLE_DIM}, got rank {d!r}. Use Botev's "
+            "minimax tilting (exact_probability(W, method='tilting')), Monte Carlo "
+            "(get_toy_estimator('naive')) or the sequential sampler get_toy_estimator('smc')."
         )
     if d == 1:
         # Every row is +-1: feasible iff all signs agree; then the cone is a half-line.
@@ -279,30 +280,33 @@ def _oracle_unit_rows(U: np.ndarray) -> OracleResult:
     return OracleResult(p, log_p, err_total, True, len(simplices), method, rays.shape[0], d)
 
 
-def _tilting_available() -> bool:
-    try:
-        from lowprob.toy_models import tilting  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def exact_probability(W: object, b: object | None = None, *, method: str = "exact") -> OracleResult:
-    """``P_{x ~ N(0, I_d)}[W x > 0]`` exactly (to the stated ``error_bound``), ``rank W <= 4``.
+def exact_probability(
+    W: object,
+    b: object | None = None,
+    *,
+    method: str = "exact",
+    n_samples: int = 2**14,
+    seed: object = 0,
+) -> OracleResult:
+    """``P_{x ~ N(0, I_d)}[W x + b > 0]``: exact for cones of rank <= 4, or by minimax tilting.
 
     Args:
         W: ``(m, d)`` finite weights with non-zero rows, or a
-            :class:`~lowprob.toy_models.HalfspaceToy`.
-        b: optional ``(m,)`` bias; only ``b = 0`` (a cone) is supported by the exact oracle.
-        method: ``"exact"`` (default). ``"tilting"`` delegates to Botev's minimax-tilting
-            estimator in :mod:`lowprob.toy_models.tilting` when that module is installed.
+            :class:`~lowprob.toy_models.HalfspaceToy` (its bias is used when ``b`` is None).
+        b: optional ``(m,)`` bias; the exact method needs ``b = 0`` (a cone).
+        method: ``"exact"`` (default; ``rank W <= 4``, no bias) or ``"tilting"``: Botev's
+            minimax-tilting estimator (:mod:`lowprob.toy_models.tilting`), any ``d``, with bias;
+            its ``error_bound`` is **4 standard errors** (a statistical, not a certified, bound)
+            and, for cones, ``feasible`` is certified exactly by the ray test of step 2.
+        n_samples, seed: samples and seed for ``method="tilting"``.
 
     Returns:
         An :class:`OracleResult`; ``probability`` is exactly 0.0 when ``{W x > 0}`` is empty.
 
     Raises:
-        InputValueError: NaN/inf entries, wrong shape, zero rows.
-        UnavailableError: ``rank W > 4`` (use Monte Carlo, ``smc`` or tilting), or a bias.
+        InputValueError: NaN/inf entries, wrong shape, zero rows, unknown ``method``.
+        UnavailableError: ``rank W > 4`` or a bias with ``method="exact"`` (use
+            ``method="tilting"``, Monte Carlo or ``smc``).
 
     Example:
         >>> import numpy as np
@@ -310,25 +314,54 @@ def exact_probability(W: object, b: object | None = None, *, method: str = "exac
         0.125
     """
     if method == "tilting":
-        return _tilting_result(W, b)
+        return _tilting_result(W, b, n_samples=n_samples, seed=seed)
     if method != "exact":
         raise InputValueError(f"method must be 'exact' or 'tilting', got {method!r}.")
     U = _as_weights(W, b)
     return _oracle_unit_rows(U)
 
 
-def _tilting_result(W: object, b: object | None) -> OracleResult:
-    if not _tilting_available():
-        raise UnavailableError(
-            "method='tilting' needs lowprob.toy_models.tilting (Botev's minimax tilting), which "
-            "is not installed in this version; use Monte Carlo or get_toy_estimator('smc')."
-        )
-    from lowprob.toy_models import tilting
+def _cone_feasible(U: np.ndarray) -> bool:
+    """Exact test that ``{U x > 0}`` is non-empty (unit rows, any dimension)."""
+    U, opposite = _clean_rows(U)
+    if opposite:
+        return False
+    U = _reduce_rank(U)
+    m, d = U.shape
+    if d == 1:
+        return bool(np.all(U[:, 0] > 0) or np.all(U[:, 0] < 0))
+    R = _rays_bruteforce(U) if math.comb(m, d - 1) <= _MAX_COMBOS else _rays_lp_qhull(U)
+    rays, _ = _unique_rays(R, U)
+    if rays.shape[0] < d:
+        return False
+    s = rays.sum(axis=0)
+    return bool(np.min(U @ s) > _TOL * np.linalg.norm(s))
 
-    fn = getattr(tilting, "tilted_probability", None) or getattr(tilting, "exact_probability", None)
-    if fn is None:
-        raise UnavailableError("lowprob.toy_models.tilting exposes no probability function yet.")
-    return fn(W, b)
+
+def _tilting_result(W: object, b: object | None, *, n_samples: int, seed: object) -> OracleResult:
+    from lowprob.toy_models.tilting import gaussian_polytope_probability
+
+    if isinstance(W, HalfspaceToy):
+        b = W.b if b is None else b
+        W = W.W
+    A = check_finite_array("W", W, ndim=2)
+    m, d = A.shape
+    if m < 1 or d < 1:
+        raise InputValueError(f"W must have shape (m, d) with m, d >= 1, got {A.shape!r}.")
+    bias = np.zeros(m) if b is None else check_finite_array("b", b, shape=(m,))
+    norms = np.linalg.norm(A, axis=1)
+    if np.any(norms == 0):
+        rows = np.flatnonzero(norms == 0).tolist()
+        raise InputValueError(
+            f"W has zero rows {rows!r}; a zero row makes the event 0 > 0 empty. Remove them."
+        )
+    if not np.any(bias != 0) and not _cone_feasible(A / norms[:, None]):
+        return _infeasible(d)
+    r = gaussian_polytope_probability(A, -bias, np.inf, n_samples=n_samples, seed=seed)
+    return OracleResult(
+        r.probability, r.log_probability, 4.0 * r.std_error, r.probability > 0, 0,
+        r.method, 0, r.rank,
+    )
 
 
 def exact_probabilities(
