@@ -6,8 +6,10 @@ on a locally baked dataset (``whestbench.dataset.create_dataset``, fixed per-MLP
 Score per MLP = ``final_layer_mse * max(0.1, flops / budget)``, lower is better.
 
 Estimators:
-* ``lowprob-kprop2``: :class:`lowprob.integrations.whestbench.KpropEstimator` (full covariance);
-* ``lowprob-kprop2-diag``: the same forced to power cumulants (``O(n^2)`` per layer);
+* ``lowprob-kprop3-struct``: :class:`lowprob.integrations.whestbench.KpropEstimator` forced to
+  its structured ``K = 3`` variant (covariance + pair third cumulants, ``O(n^3)`` per layer);
+* ``lowprob-kprop2``: the same forced to ``K = 2`` (Gaussian mean/covariance);
+* ``lowprob-kprop2-diag``: forced to power cumulants (``O(n^2)`` per layer);
 * WhestBench's ``MeanPropagationEstimator``, ``CovariancePropagationEstimator``, ``CombinedEstimator``;
 * ``mc``: Monte Carlo in flopscope, spending ``--mc-fraction`` of the budget (0.1 by default:
   because of the 0.1 multiplier floor, MC at 10% of the budget has the same expected
@@ -81,14 +83,6 @@ class MonteCarloEstimator(BaseEstimator):
         return fnp.stack([s / n for s in sums], axis=0)
 
 
-class DiagonalKprop(KpropEstimator):
-    """:class:`KpropEstimator` forced to power cumulants (the cheap variant)."""
-
-    def plan(self, width: int, depth: int, budget: int) -> bool:
-        super().plan(width, depth, budget)
-        return True
-
-
 def bake(path: Path, n_mlps: int, n_samples: int, width: int, depth: int) -> float:
     from whestbench.dataset import create_dataset
 
@@ -135,8 +129,9 @@ def main(argv: list[str] | None = None) -> dict:
     n_mc_full = args.budget / mc_flops_per_sample(spec.width, spec.depth, dtype_aware_billing=True)
 
     estimators = {
-        "lowprob-kprop2": KpropEstimator(),
-        "lowprob-kprop2-diag": DiagonalKprop(),
+        "lowprob-kprop3-struct": KpropEstimator(variants=("kprop3-struct",), budget_fraction=1.0),
+        "lowprob-kprop2": KpropEstimator(variants=("kprop2",), budget_fraction=1.0),
+        "lowprob-kprop2-diag": KpropEstimator(variants=("kprop2-diag",), budget_fraction=1.0),
         "wb-MeanPropagation": MeanPropagationEstimator(),
         "wb-CovariancePropagation": CovariancePropagationEstimator(),
         "wb-Combined": CombinedEstimator(),

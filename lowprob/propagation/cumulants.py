@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -83,20 +84,43 @@ def check_order(order: object) -> int:
 
 
 @dataclass(frozen=True)
+class WickSource:
+    """Pair third cumulants carried between steps in structured ``K = 3`` mode.
+
+    After a nonlinearity: ``pair[a, c] = kappa_3(x_a, x_a, x_c)`` (zero diagonal); ``a1``,
+    ``a2`` are the Hermite coefficients of ``phi`` and ``rho_off`` the correlations (zero
+    diagonal) of its input (diagnostics). After a linear step: ``pair[i, j] =
+    kappa_3(h_i, h_i, h_j)`` (diagonal = ``kappa_3(h_i)``) and the other fields are ``None``.
+    """
+
+    pair: Any
+    a1: Any
+    a2: Any
+    rho_off: Any
+
+
+@dataclass(frozen=True)
 class CumulantState:
     """Joint cumulants of one layer's activations.
 
     Attributes:
         mean: ``(n,)`` first cumulants.
         cov: ``(n, n)`` second cumulants, or ``(n,)`` variances when ``diagonal``.
-        k3: ``(n, n, n)`` third cumulants, ``(n,)`` when ``diagonal``, ``None`` for ``K = 2``.
+        k3: ``(n, n, n)`` third cumulants, ``(n,)`` when ``diagonal`` or ``structured``,
+            ``None`` for ``K = 2``.
         diagonal: whether only power cumulants ``kappa_d(i,...,i)`` are kept.
+        structured: full covariance, per-neuron ``kappa_3`` from the ``O(n^3)`` Wick
+            contraction (see :func:`linear_step`).
+        wick: after a nonlinearity in structured mode, the pieces of ``kappa_3(x)`` that
+            the next linear step contracts.
     """
 
     mean: np.ndarray
     cov: np.ndarray
     k3: np.ndarray | None = None
     diagonal: bool = False
+    structured: bool = False
+    wick: WickSource | None = None
 
     @property
     def order(self) -> int:
@@ -108,36 +132,53 @@ class CumulantState:
 
     @property
     def variance(self) -> np.ndarray:
-        return self.cov if self.diagonal else np.diag(self.cov).copy()
+        return self.cov if self.diagonal else np.diag(np.asarray(self.cov)).copy()
 
     @property
     def third(self) -> np.ndarray | None:
         """Per-neuron third cumulants ``kappa_3(i, i, i)`` (``None`` for ``K = 2``)."""
         if self.k3 is None:
             return None
-        if self.diagonal:
+        if self.diagonal or self.structured:
             return self.k3
         i = np.arange(self.width)
         return self.k3[i, i, i].copy()
 
 
 def input_state(
-    width: int, order: int, *, diagonal: bool = False, backend: ArrayBackend = NUMPY
+    width: int,
+    order: int,
+    *,
+    diagonal: bool = False,
+    structured: bool = False,
+    backend: ArrayBackend = NUMPY,
+    dtype: Any = np.float64,
 ) -> CumulantState:
-    """Cumulants of ``x_0 ~ N(0, I_n)``: zero mean, identity covariance, zero ``kappa_3``."""
+    """Cumulants of ``x_0 ~ N(0, I_n)``: zero mean, identity covariance, zero ``kappa_3``.
+
+    ``dtype`` (default float64) sets the working precision of everything propagated after.
+    """
     n = check_int("width", width, minimum=1)
     K = check_order(order)
+    if structured and (diagonal or K != 3):
+        raise InputValueError(
+            f"structured=True needs order=3 and diagonal=False, got order={order!r}, "
+            f"diagonal={diagonal!r}."
+        )
+    xp = backend.xp
+    if structured:
+        return CumulantState(xp.zeros(n, dtype=dtype), xp.eye(n, dtype=dtype),
+                             xp.zeros(n, dtype=dtype), structured=True)
     if K == 3 and not diagonal and n > MAX_FULL_K3_WIDTH:
         raise UnavailableError(
             f"full K=3 propagation stores an n^3 tensor; width={n!r} exceeds "
             f"{MAX_FULL_K3_WIDTH}. Use diagonal=True (power cumulants) or K=2."
         )
-    xp = backend.xp
-    mean = xp.zeros(n)
-    cov = xp.ones(n) if diagonal else xp.eye(n)
+    mean = xp.zeros(n, dtype=dtype)
+    cov = xp.ones(n, dtype=dtype) if diagonal else xp.eye(n, dtype=dtype)
     k3 = None
     if K == 3:
-        k3 = xp.zeros(n) if diagonal else xp.zeros((n, n, n))
+        k3 = xp.zeros(n, dtype=dtype) if diagonal else xp.zeros((n, n, n), dtype=dtype)
     return CumulantState(mean, cov, k3, diagonal)
 
 
@@ -151,8 +192,10 @@ def linear_step(
     """
     if backend is NUMPY:
         W = check_finite_array("W", W, shape=(state.width, None))
-    elif state.k3 is not None and not state.diagonal:
+    elif state.k3 is not None and not (state.diagonal or state.structured):
         raise UnavailableError("the full K=3 step runs on the numpy backend only.")
+    if state.structured:
+        return _structured_linear_step(state, W, backend.xp)
     mean = state.mean @ W
     if state.diagonal:
         W2 = W * W
@@ -167,6 +210,30 @@ def linear_step(
         k3 = np.tensordot(k3, W, axes=([0], [0]))  # (c, j, k)
         k3 = np.tensordot(k3, W, axes=([0], [0]))  # (j, k, l)
     return CumulantState(mean, cov, k3, False)
+
+
+def _structured_linear_step(state: CumulantState, W: Any, xp: Any) -> CumulantState:
+    """Pair third cumulants ``M[i, j] = kappa_3(h_i, h_i, h_j)`` of ``h = x @ W`` in ``O(n^3)``.
+
+    ``kappa_3(x)`` is kept as its diagonal ``d_a = kappa_3(x_a)`` plus pair entries
+    ``Q[a, c] = kappa_3(x_a, x_a, c)`` (``a != c``, zero diagonal, and the two other
+    placements by symmetry); entries with three distinct indices are dropped. Then (derived)::
+
+        M = W2^T (d W + Q W) + 2 (W o (Q W))^T W ,   W2 = W o W
+
+    i.e. three ``n x n`` matmuls and no ``n^3`` storage; ``kappa_3(h_j) = M[j, j]`` (the
+    power-cumulant piece ``sum_a W_aj^3 d_a`` plus the pair/trace pieces).
+    """
+    mean = state.mean @ W
+    cov = W.T @ state.cov @ W
+    if state.wick is None:  # Gaussian input: kappa_3(x) = 0 apart from the carried diagonal
+        d3 = state.k3 @ (W * W * W)
+        return CumulantState(mean, cov, d3, structured=True, wick=None)
+    Q = state.wick.pair
+    QW = Q @ W
+    M = (W * W).T @ (state.k3[:, None] * W + QW) + 2.0 * ((W * QW).T @ W)
+    return CumulantState(mean, cov, xp.diag(M), structured=True,
+                         wick=WickSource(M, None, None, None))
 
 
 def _diagram_triples(P: int) -> list[tuple[int, int, int, int, int, int]]:
@@ -231,8 +298,8 @@ def nonlinear_step(
     P = check_int("hermite_order", hermite_order, minimum=1)
     P3 = check_int("third_order_terms", third_order_terms, minimum=1)
     K3 = state.k3 is not None
-    if backend is not NUMPY and K3:
-        raise UnavailableError("K=3 nonlinear steps run on the numpy backend only.")
+    if backend is not NUMPY and K3 and not (state.diagonal or state.structured):
+        raise UnavailableError("full K=3 nonlinear steps run on the numpy backend only.")
     xp = backend.xp
     var = xp.maximum(state.cov if state.diagonal else xp.diag(state.cov), var_floor)
     s = xp.sqrt(var)
@@ -259,6 +326,22 @@ def nonlinear_step(
 
     rho = state.cov / xp.outer(s, s)
     cov = mehler_covariance(a[: P + 1], a[: P + 1], rho, backend=backend)
+    if state.structured:
+        n = m.shape[0]
+        off = 1.0 - xp.eye(n)
+        rho_off = rho * off
+        c = b[: P + 1] - 2.0 * mu_g[None, :] * a[: P + 1]
+        pair = mehler_covariance(c, a[: P + 1], rho_off, backend=backend)
+        d3_g = third_moment(act, m, s, backend=backend) - 3.0 * mu_g * e2_g + 2.0 * mu_g**3
+        k3s = d3_g + a[1] * a[1] * a[1] * t_diag
+        if state.wick is not None:
+            # t_iij = M[i, j] / (s_i^2 s_j): covariance correction and carried pair cumulants
+            T = state.wick.pair / (xp.outer(s * s, s))
+            cov = cov + 0.5 * (xp.outer(a[1], a[2]) * T.T + xp.outer(a[2], a[1]) * T)
+            pair = pair + (xp.outer(a[1] * a[1], a[1]) * T) * off
+        xp.fill_diagonal(cov, var_out)
+        return CumulantState(mean, cov, k3s, structured=True,
+                             wick=WickSource(pair, a[1], a[2], rho_off))
     k3 = None
     if K3:
         t = state.k3 / (s[:, None, None] * s[None, :, None] * s[None, None, :])
@@ -281,6 +364,7 @@ def layer_flops(
     order: int,
     *,
     diagonal: bool = False,
+    structured: bool = False,
     hermite_order: int = 8,
     third_order_terms: int = 3,
     activation: str = "relu",
@@ -290,19 +374,22 @@ def layer_flops(
     Convention (shared by every MLP estimator in lowprob): an ``(m, k) @ (k, p)`` matmul is
     ``2 m k p``; an elementwise arithmetic op is 1 per element; a transcendental
     (exp, Phi, phi, sqrt, tanh) is :data:`TRANSCENDENTAL_FLOPS` per element. Gauss-Hermite
-    coefficients for GELU/tanh cost ``64`` nodes x ``(P + 4)`` terms per neuron.
+    coefficients for GELU/tanh cost ``100`` nodes x ``(P + 4)`` terms per neuron.
     """
     n = check_int("width", width, minimum=1)
     K = check_order(order)
     P = check_int("hermite_order", hermite_order, minimum=1)
     act = check_activation(activation)
     T = TRANSCENDENTAL_FLOPS
-    coef = (4 * T + 8 * max(P, 3)) * n if act == "relu" else 64 * (T + 4 * (max(P, 3) + 2)) * n
+    coef = (4 * T + 8 * max(P, 3)) * n if act == "relu" else 100 * (T + 4 * (max(P, 3) + 2)) * n
     if diagonal:
         lin = 2 * n * n * K + (K - 1) * n * n
         return int(lin + coef + 20 * n)
     lin = 2 * n * n + 4 * n**3
     nonlin = coef + (4 * P + 6) * n * n + T * n
+    if structured:
+        # three n x n matmuls (Q @ W, W2^T(...), (W o QW)^T W) + elementwise; pair Mehler series
+        return int(lin + 6 * n**3 + 8 * n * n + nonlin + (5 * P + 24) * n * n)
     if K == 3:
         lin += 6 * n**4
         n_tri = len(_diagram_triples(third_order_terms))

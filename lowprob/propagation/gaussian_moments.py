@@ -14,7 +14,7 @@ parts ``a_k = E[d^k/dz^k phi(m + s z)]``, which for ReLU gives the closed forms 
 
 and for ``ReLU^2``: ``b_0 = s^2((alpha^2+1) Phi + alpha phi)``, ``b_1 = 2 s^2 (alpha Phi + phi)``,
 ``b_2 = 2 s^2 Phi``, ``b_k = 2 s^2 phi(alpha) He_{k-3}(-alpha)`` (k >= 3). GELU and tanh use
-Gauss-Hermite quadrature (smooth integrands; 64 nodes by default).
+Gauss-Hermite quadrature (smooth integrands; 100 nodes by default).
 
 **Cross-covariances.** For standardised ``(z_i, z_j)`` with correlation ``rho``, Mehler's
 formula gives ``E[f(z_i) g(z_j)] = sum_k f_k g_k rho^k / k!``, hence (:func:`mehler_covariance`)::
@@ -159,7 +159,7 @@ def hermite_coefficients(
     order: int,
     *,
     backend: ArrayBackend = NUMPY,
-    n_nodes: int = 64,
+    n_nodes: int = 100,
 ) -> Any:
     """``a_k(i) = E[phi(m_i + s_i z) He_k(z)]`` for ``k = 0..order``; returns shape ``(order+1, n)``.
 
@@ -190,7 +190,7 @@ def square_hermite_coefficients(
     order: int,
     *,
     backend: ArrayBackend = NUMPY,
-    n_nodes: int = 64,
+    n_nodes: int = 100,
 ) -> Any:
     """``b_k(i) = E[phi(m_i + s_i z)^2 He_k(z)]``, ``k = 0..order``; shape ``(order+1, n)``."""
     act = check_activation(activation)
@@ -214,7 +214,7 @@ def square_hermite_coefficients(
 
 
 def third_moment(
-    activation: str, m: Any, s: Any, *, backend: ArrayBackend = NUMPY, n_nodes: int = 64
+    activation: str, m: Any, s: Any, *, backend: ArrayBackend = NUMPY, n_nodes: int = 100
 ) -> Any:
     """``E[phi(m + s z)^3]`` (ReLU closed form, else Gauss-Hermite); shape ``(n,)``."""
     act = check_activation(activation)

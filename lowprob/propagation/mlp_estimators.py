@@ -274,27 +274,37 @@ class CumulantPropagation(_Propagation):
     Args:
         order: ``K`` in {2, 3}.
         diagonal: keep only power cumulants (``O(K n^2)`` per layer).
+        structured: ``K = 3`` with full covariance but only per-neuron third cumulants,
+            obtained by the ``O(n^3)`` Wick contraction (no ``n^3`` tensor; any width).
         hermite_order: Mehler terms ``P`` for covariances.
         third_order_terms: Hermite terms per leg in the ``K = 3`` Wick sum.
     """
 
-    def __init__(self, order: int = 2, *, diagonal: bool = False, hermite_order: int = 8,
-                 third_order_terms: int = 3) -> None:
+    def __init__(self, order: int = 2, *, diagonal: bool = False, structured: bool = False,
+                 hermite_order: int = 8, third_order_terms: int = 3) -> None:
         self.order = check_order(order)
         self.diagonal = bool(diagonal)
+        self.structured = bool(structured)
+        if self.structured and (self.order != 3 or self.diagonal):
+            raise InputValueError(
+                f"structured=True needs order=3 and diagonal=False, got order={order!r}, "
+                f"diagonal={diagonal!r}."
+            )
         self.hermite_order = check_int("hermite_order", hermite_order, minimum=1)
         self.third_order_terms = check_int("third_order_terms", third_order_terms, minimum=1)
-        self.name = f"kprop{self.order}" + ("-diag" if self.diagonal else "")
+        self.name = f"kprop{self.order}" + ("-diag" if self.diagonal else "") + (
+            "-struct" if self.structured else "")
 
     def _flops_per_layer(self, mlp: RandomMLP) -> int:
         return layer_flops(mlp.width, self.order, diagonal=self.diagonal,
-                           hermite_order=self.hermite_order,
+                           structured=self.structured, hermite_order=self.hermite_order,
                            third_order_terms=self.third_order_terms, activation=mlp.activation)
 
     def propagate(self, mlp: RandomMLP) -> list[CumulantState]:
         """All states: ``[pre_1, post_1, pre_2, post_2, ..., pre_L, post_L]``."""
         mlp = _check_mlp(mlp)
-        state = input_state(mlp.width, self.order, diagonal=self.diagonal)
+        state = input_state(mlp.width, self.order, diagonal=self.diagonal,
+                            structured=self.structured)
         out = []
         for w in mlp.weights:
             state = linear_step(state, np.asarray(w, dtype=np.float64))
@@ -328,7 +338,7 @@ class GaussianMomentPropagation(_Propagation):
         if mlp.activation == "relu":
             nonlin = self.n_quad * (2 * T + 14) * n * n + 4 * T * n
         else:
-            nonlin = (4 * self.hermite_order + 6) * n * n + 64 * (T + 4 * self.hermite_order) * n
+            nonlin = (4 * self.hermite_order + 6) * n * n + 100 * (T + 4 * self.hermite_order) * n
         return int(lin + nonlin)
 
     def _propagate(self, mlp: RandomMLP) -> tuple[np.ndarray, CumulantState]:

@@ -1,0 +1,66 @@
+"""The WhestBench adapter (skipped without the ``lowprob[whestbench]`` extra; CI installs it)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("whestbench")
+
+import flopscope as flops  # noqa: E402
+import flopscope.numpy as fnp  # noqa: E402
+from whestbench.generation import sample_mlp  # noqa: E402
+
+from lowprob.errors import BudgetError, InputValueError  # noqa: E402
+from lowprob.integrations.whestbench import VARIANTS, KpropEstimator  # noqa: E402
+from lowprob.propagation.mlp_estimators import CumulantPropagation  # noqa: E402
+from lowprob.toy_models.random_mlp import RandomMLP  # noqa: E402
+
+NUMPY_TWIN = {
+    "kprop3-struct": dict(order=3, structured=True),
+    "kprop2": dict(order=2),
+    "kprop2-diag": dict(order=2, diagonal=True),
+}
+
+
+@pytest.mark.parametrize("variant", [v[0] for v in VARIANTS])
+def test_shape_budget_and_same_numbers_as_numpy(variant):
+    mlp = sample_mlp(48, 3, fnp.random.default_rng(3))
+    est = KpropEstimator(variants=(variant,), budget_fraction=1.0)
+    budget = est._cost(variant, 48) * 3  # exactly the planned cost: the tightest budget
+    with flops.BudgetContext(flop_budget=budget, quiet=True) as ctx:
+        out = est.predict(mlp, budget)
+    assert tuple(out.shape) == (3, 48)
+    assert 0 < ctx.flops_used <= budget
+    twin = CumulantPropagation(**NUMPY_TWIN[variant]).estimate_means(
+        RandomMLP.from_whestbench(mlp), 10**12
+    )
+    np.testing.assert_allclose(np.asarray(out), twin.means, rtol=1e-9, atol=1e-12)
+
+
+def test_picks_richest_variant_that_fits_and_rejects_tiny_budgets():
+    est = KpropEstimator(budget_fraction=1.0)
+    c = {v[0]: est._cost(v[0], 32) * 4 for v in VARIANTS}
+    assert est.plan(32, 4, c["kprop3-struct"])[0] == "kprop3-struct"
+    assert est.plan(32, 4, c["kprop3-struct"] - 1)[0] == "kprop2"
+    assert est.plan(32, 4, c["kprop2"] - 1)[0] == "kprop2-diag"
+    with pytest.raises(BudgetError, match="of 4 layers"):
+        est.plan(32, 4, c["kprop2-diag"] - 1)
+    with pytest.raises(BudgetError, match="one layer"):
+        est.plan(32, 4, 10)
+    with pytest.raises(InputValueError, match="variant"):
+        KpropEstimator(variants=("kprop9",))
+
+
+def test_scored_by_whestbench_scorer_without_failures():
+    from whestbench.scoring import ContestSpec, evaluate_estimator, make_contest
+
+    spec = ContestSpec(width=32, depth=3, n_mlps=2, flop_budget=10**8, ground_truth_samples=4096,
+                       seed=1)
+    data = make_contest(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evaluate_estimator(KpropEstimator(), data, fail_fast=True)
+    assert res["n_failed_mlps"] == 0
+    assert all(m["flops_used"] <= spec.flop_budget for m in res["per_mlp"])
+    assert np.isfinite(res["adjusted_final_layer_score"])
