@@ -106,12 +106,12 @@ class MultiplicationOperators:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_slices", {})
 
-    def restricted(self, rows: int, cols: int) -> tuple[tuple[sp.csr_matrix, ...], int]:
-        """``X_j[:rows, :cols]`` for all ``j`` and their total nnz (cached)."""
+    def stacked(self, rows: int, cols: int) -> tuple[sp.csr_matrix, int]:
+        """``[X_0; ...; X_{n-1}]`` restricted to ``[:rows, :cols]`` each (``(n rows, cols)`` CSR) and its nnz."""
         key = (rows, cols)
         if key not in self._slices:
-            mats = tuple(sp.csr_matrix(x[:rows, :cols]) for x in self.X)
-            self._slices[key] = (mats, int(sum(m.nnz for m in mats)))
+            mat = sp.csr_matrix(sp.vstack([x[:rows, :cols] for x in self.X]))
+            self._slices[key] = (mat, int(mat.nnz))
         return self._slices[key]
 
 
@@ -219,31 +219,36 @@ class HarmonicProduct:
         ops = multiplication_operators(n, max(N, 1))
         flops.precomputation = max(flops.precomputation, ops.precomputation_flops)
         cap = [min(Lg + N - k, Lp + k) for k in range(N + 1)]
-        nxt = np.zeros((B, 0))
-        nxt2 = np.zeros((B, 0))
-        gc = g.coefficients
+        # Work in the (dim, B) layout: one column per instance (contiguous for sparse @ dense).
+        nxt = np.zeros((0, B))
+        nxt2 = np.zeros((0, B))
+        gc = np.ascontiguousarray(g.coefficients.T)
+        uT = np.ascontiguousarray(u.T)  # (n, B)
         for k in range(N, -1, -1):
             dim = _prefix(n, cap[k])
-            cur = np.zeros((B, dim))
-            lg = min(dim, gc.shape[1])
-            if a[k] != 0.0:
-                cur[:, :lg] += a[k] * gc[:, :lg]
-                flops.add(2 * lg, "harmonic_axpy")
-            if nxt.shape[1]:
+            lg = min(dim, gc.shape[0])
+            if nxt.shape[0]:
                 Ak = 1.0 if k == 0 else (2 * k + n - 2) / (k + n - 2)
-                mats, nnz = ops.restricted(dim, nxt.shape[1])
-                Tb = np.zeros((dim, B))
-                bt = nxt.T
-                for j in range(n):
-                    Tb += (mats[j] @ bt) * (Ak * u[:, j])[None, :]
-                cur += Tb.T
-                flops.add(2 * nnz + 3 * n * dim, "harmonic_T")
-            if nxt2.shape[1]:
+                stacked, nnz = ops.stacked(dim, nxt.shape[0])
+                prod = (stacked @ nxt).reshape(n, dim, B)
+                cur = prod[0] * uT[0]
+                for j in range(1, n):
+                    cur += prod[j] * uT[j]
+                if Ak != 1.0:
+                    cur *= Ak
+                flops.add(2 * nnz + 2 * n * dim + (dim if Ak != 1.0 else 0), "harmonic_T")
+            else:
+                cur = np.zeros((dim, B))
+            if a[k] != 0.0:
+                cur[:lg] += a[k] * gc[:lg]
+                flops.add(2 * lg, "harmonic_axpy")
+            if nxt2.shape[0]:
                 Bk1 = -(k + 1) / (k + 1 + n - 2)
-                l2 = min(dim, nxt2.shape[1])
-                cur[:, :l2] += Bk1 * nxt2[:, :l2]
+                l2 = min(dim, nxt2.shape[0])
+                cur[:l2] += Bk1 * nxt2[:l2]
                 flops.add(2 * l2, "harmonic_axpy")
             nxt2, nxt = nxt, cur
+        nxt = nxt.T
         out = nxt[:, : _prefix(n, Lp)].copy()
         off = np.concatenate([[0], np.cumsum(_dims(n, Lp))])
         for l in range(Lp + 1):
