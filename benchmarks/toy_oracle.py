@@ -147,10 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         print("matplotlib missing: pip install 'lowprob[plot]' for the plot")
         return 0
     fig, ax = plt.subplots(1, 3, figsize=(14, 4))
-    ax[0].hist(wall * 1e3, bins=30)
+    bins = np.linspace(0, max(wall.max(), cpu.max()) * 1e3, 40)
+    ax[0].hist(wall * 1e3, bins=bins, alpha=0.6, label=f"wall (mean {wall.mean() * 1e3:.1f} ms)")
+    ax[0].hist(cpu * 1e3, bins=bins, alpha=0.6, label=f"process CPU (mean {cpu.mean() * 1e3:.1f} ms)")
     ax[0].axvline(50, color="r", ls="--", label="50 ms target")
-    ax[0].set(xlabel="oracle wall time per feasible instance (ms)", ylabel="count",
-              title=f"{args.d}x{args.m}: mean {wall.mean() * 1e3:.1f} ms")
+    ax[0].set(xlabel="oracle time per feasible instance (ms)", ylabel="count",
+              title=f"{args.d}x{args.m} exact oracle")
     ax[0].legend()
     se = np.sqrt(p * (1 - p) / args.mc_samples)
     ok = hits > 0

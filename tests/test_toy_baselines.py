@@ -86,3 +86,22 @@ def test_smc_budget_too_small():
 def test_problem_type_rejected():
     with pytest.raises(InputTypeError, match="problem"):
         NaiveMonteCarlo().estimate("W.npy", 10, seed=0)
+
+
+@pytest.mark.slow
+def test_smc_unbiased_and_error_bars_cover():
+    """40 independent SMC runs (budget 20000, seeds 0..39) on a 4x16 instance with p ~ 1e-5:
+    their mean is within 4 standard deviations of the mean of the exact p, and the reported
+    +-2 std_error intervals cover p in at least 75% of runs (nominal ~95%; 8 replicates)."""
+    rng = np.random.default_rng(7)
+    while True:
+        W = rng.standard_normal((16, 4))
+        truth = exact_probability(W).probability
+        if 3e-6 < truth < 3e-5:
+            break
+    toy = HalfspaceToy(W)
+    ests = [SequentialMonteCarlo().estimate(toy, 20_000, seed=s) for s in range(40)]
+    vals = np.array([e.value for e in ests])
+    ses = np.array([e.std_error for e in ests])
+    assert abs(vals.mean() - truth) <= 4 * vals.std(ddof=1) / math.sqrt(len(vals))
+    assert np.mean(np.abs(vals - truth) <= 2 * ses) >= 0.75
