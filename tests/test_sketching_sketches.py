@@ -260,3 +260,15 @@ def test_uniform_sphere_errors_vanish_for_kernel_sketch() -> None:
     D = UniformSphere(4, degree=10)
     C = RandomHalfspaceProduct(3, 4)
     assert KernelSketch(D, C, 1).error(C, degree=10) < 1e-25
+
+
+def test_nested_quadrature_equals_direct() -> None:
+    """QuadratureSketch.nested shares one selection run; each member equals the direct K-point sketch."""
+    D = _discrete_sphere(60, 7)
+    C = RandomHalfspaceProduct(2, 4)
+    for pts in ("greedy", "herding"):
+        nest = QuadratureSketch.nested(D, C, [3, 9], points=pts, n_candidates=60, seed=2)
+        for s in nest:
+            direct = QuadratureSketch(D, C, s.K, points=pts, n_candidates=60, seed=2)
+            np.testing.assert_array_equal(s.points, direct.points)
+            np.testing.assert_allclose(s.weights, direct.weights, atol=1e-12)

@@ -32,7 +32,7 @@ from lowprob.sketching.claims import ClaimDistribution
 from lowprob.sketching.eigensystems import Eigensystem, HarmonicEigensystem
 from lowprob.sketching.funk_hecke import harmonic_dimension
 from lowprob.sketching.harmonics import SphericalHarmonics
-from lowprob.sketching.kernels import psd_eigh
+from lowprob.sketching.kernels import check_points, psd_eigh
 from lowprob.sketching.measures import Measure, WeightedPoints
 from lowprob.sketching.nystrom import NystromEigensystem
 from lowprob.sketching.sketch_error import (
@@ -295,6 +295,7 @@ class QuadratureSketch(_PointSketch):
         seed: object = 0,
         max_weight: float | None = None,
         degree: int = DEFAULT_DEGREE,
+        _order: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.target = _check_target(target, claims)
         self.K = check_int("K", K, minimum=1)
@@ -308,16 +309,17 @@ class QuadratureSketch(_PointSketch):
                 n_candidates = check_int("n_candidates", n_candidates, minimum=1)
                 C = self.target.sample(n_candidates, seed=as_generator(seed))
             else:
-                from lowprob.sketching.kernels import check_points
-
                 C = check_points("candidates", candidates, self.target.dim)
             if self.K > C.shape[0]:
                 raise InputValueError(
                     f"K={self.K!r} is larger than the available basis: only {C.shape[0]} candidate points."
                 )
-            z = kernel_mean(claims, self.target, C, degree=degree)
-            kdiag = claims.kernel_diag(C)
-            idx = (_greedy if points == "greedy" else _herding)(claims, C, z, kdiag, self.K)
+            if _order is None:
+                z = kernel_mean(claims, self.target, C, degree=degree)
+                kdiag = claims.kernel_diag(C)
+                idx = (_greedy if points == "greedy" else _herding)(claims, C, z, kdiag, self.K)
+            else:
+                idx, z = _order[0][: self.K], _order[1]
             X = C[idx]
             KSS = claims.kernel(X, X)
             if weights == "uniform":
@@ -329,8 +331,32 @@ class QuadratureSketch(_PointSketch):
             else:
                 w = _simplex_weights(KSS, z[idx], max_weight)
         self.measure = WeightedPoints(X, w, signed=True)
-        self.norm2_D = kernel_mean_norm2(claims, self.target, degree=degree)
+        self._candidates, self._idx, self._z = C, idx, z
         self.cost = Cost(samples=self.K, seconds=t[0])
+
+    @classmethod
+    def nested(
+        cls,
+        target: Measure,
+        claims: ClaimDistribution,
+        Ks: list[int],
+        *,
+        points: str = "greedy",
+        weights: str = "signed",
+        n_candidates: int = 2048,
+        seed: object = 0,
+        degree: int = DEFAULT_DEGREE,
+        max_weight: float | None = None,
+    ) -> list[QuadratureSketch]:
+        """Sketches for several ``K`` sharing one greedy/herding run (selection is sequential, so
+        the first ``K`` points of a ``max(Ks)`` run are exactly the ``K``-point selection)."""
+        Ks = [check_int("K", K, minimum=1) for K in Ks]
+        first = cls(target, claims, max(Ks), points=points, weights="uniform", n_candidates=n_candidates, seed=seed, degree=degree)
+        C = first._candidates
+        out = []
+        for K in Ks:
+            out.append(cls(target, claims, K, points=points, weights=weights, candidates=C, degree=degree, max_weight=max_weight, _order=(first._idx, first._z)))
+        return out
 
 
 def _herding(claims: ClaimDistribution, C: np.ndarray, z: np.ndarray, kdiag: np.ndarray, K: int) -> np.ndarray:
