@@ -31,7 +31,7 @@ class TestSMCContract(EstimatorContract):
     budget = 20_000
     m = 10
     min_probability = 1e-4
-    max_examples = 3
+    max_examples = 2
     tolerance = Tolerance(k_sigma=5.0)  # std_error from 8 replicates (t with 7 dof)
 
     def make_estimator(self):

@@ -16,13 +16,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr, ndtr, ndtri, ndtri_exp
 
 from lowprob._validation import as_generator, check_budget, check_int
 from lowprob.errors import BudgetError, InputTypeError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
 from lowprob.toy_models.halfspace import HalfspaceToy
 from lowprob.toy_models.registry import TOY_ESTIMATORS
+from lowprob.toy_models.tilting import _truncnorm_ppf
 
 __all__ = ["NaiveMonteCarlo", "SequentialMonteCarlo", "as_halfspace_toy"]
 
@@ -87,26 +87,9 @@ class NaiveMonteCarlo:
 
 
 def _truncated_normal(lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw from ``N(0, 1)`` restricted to ``[lo, hi]`` per entry, by inversion in log space.
-
-    Intervals entirely in the upper tail are mirrored to the lower tail, where
-    ``log Phi`` is accurate; ``log Phi(z) = log Phi(b) + log(U + (1-U) Phi(a)/Phi(b))``.
-    """
-    upper = lo > 0
-    a = np.where(upper, -hi, lo)
-    b = np.where(upper, -lo, hi)
-    u = rng.random(lo.shape)
-    la, lb = log_ndtr(a), log_ndtr(b)
-    out = np.empty_like(lo)
-    tail = b <= 0
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        lz = lb + np.log(u + (1 - u) * np.exp(la - lb))
-        out[tail] = ndtri_exp(lz[tail])
-        mid = ~tail
-        pa, pb = ndtr(a[mid]), ndtr(b[mid])
-        out[mid] = ndtri(pa + u[mid] * (pb - pa))
-    out = np.clip(out, a, b)
-    return np.where(upper, -out, out)
+    """One draw from ``N(0, 1)`` restricted to ``[lo, hi]`` per entry (inversion, stable in the
+    tails; the inverse CDF is shared with :mod:`lowprob.toy_models.tilting`)."""
+    return _truncnorm_ppf(lo, hi, rng.random(lo.shape))
 
 
 Level = tuple[int, float, np.ndarray]  # (neuron i, threshold tau, direction factor L (d, d))
