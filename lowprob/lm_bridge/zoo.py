@@ -9,16 +9,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lowprob.errors import InputValueError, UnavailableError
 from lowprob.lm_bridge.adapters.hf import HFAdapter
 from lowprob.lm_bridge.adapters.loading import load_hf
+from lowprob.lm_bridge.distributions import TokenSpec
+from lowprob.lm_bridge.families import TokenVocab, build_all_families
 
 __all__ = [
     "DATA_DIR",
     "SHIPPED_MODELS",
+    "SHIPPED_TOKENIZER",
+    "build_shipped_specs",
     "load_shipped",
+    "load_shipped_spec",
+    "shipped_corpus_counts",
+    "shipped_vocab",
     "shipped_ground_truth_dir",
     "shipped_model_dir",
     "shipped_specs_dir",
@@ -27,6 +35,7 @@ __all__ = [
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SHIPPED_MODELS: tuple[str, ...] = ("gelu-1l", "gelu-2l")
+SHIPPED_TOKENIZER = "lowprob-bpe4k"
 
 
 def shipped_model_dir(name: str) -> Path:
@@ -46,7 +55,7 @@ def shipped_tokenizer_path() -> Path:
     return DATA_DIR / "tokenizer.json"
 
 
-def shipped_specs_dir(tokenizer: str = "lowprob-bpe4k") -> Path:
+def shipped_specs_dir(tokenizer: str = SHIPPED_TOKENIZER) -> Path:
     """Directory of the 8 family specs built for the shipped tokenizer (``<family>.json``)."""
     return DATA_DIR / "specs" / tokenizer
 
@@ -56,6 +65,35 @@ def shipped_ground_truth_dir(name: str) -> Path:
     if name not in SHIPPED_MODELS:
         raise InputValueError(f"name must be one of {SHIPPED_MODELS!r}, got {name!r}.")
     return DATA_DIR / "ground_truth" / name
+
+
+def shipped_vocab() -> TokenVocab:
+    """The shipped tokenizer as a :class:`~lowprob.lm_bridge.families.TokenVocab`."""
+    from tokenizers import Tokenizer
+
+    return TokenVocab.from_tokenizers(Tokenizer.from_file(str(shipped_tokenizer_path())), name=SHIPPED_TOKENIZER)
+
+
+def shipped_corpus_counts() -> dict[str, np.ndarray]:
+    """Token counts of the local code / English / Spanish corpora under the shipped tokenizer."""
+    return dict(np.load(DATA_DIR / "corpus_counts.npz"))
+
+
+def build_shipped_specs(out_dir: Path | None = None) -> dict[str, TokenSpec]:
+    """Build the 8 family specs for the shipped tokenizer and save them as ``<family>.json``."""
+    out = Path(out_dir) if out_dir is not None else shipped_specs_dir()
+    specs = build_all_families(shipped_vocab(), shipped_corpus_counts())
+    for name, spec in specs.items():
+        spec.save(out / f"{name}.json")
+    return specs
+
+
+def load_shipped_spec(family: str) -> TokenSpec:
+    """A saved family spec for the shipped tokenizer (validated against its vocabulary)."""
+    path = shipped_specs_dir() / f"{family}.json"
+    if not path.is_file():
+        raise InputValueError(f"no shipped spec for family {family!r} at {str(path)!r}.")
+    return TokenSpec.load(path, vocab_size=4096)
 
 
 def load_shipped(name: str, device: torch.device | str = "cpu") -> HFAdapter:

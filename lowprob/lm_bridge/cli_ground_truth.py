@@ -1,0 +1,94 @@
+"""``lowprob lm ground-truth``: count argmax tokens of a local model under a token spec.
+
+    lowprob lm ground-truth --model DIR --dist SPEC.json --samples N --device auto --seed S --out FILE
+
+``FILE`` (JSON) holds the counts (sparse ``{token: count}``) and metadata (model hash, spec hash,
+N, seed, batch size, dtype, seconds). An existing ``FILE`` with the same model, spec, seed and
+batch size is resumed; a larger ``--samples`` extends it. ``--targets FILE2`` also writes a
+seeded target list (tokens with ``p`` in ``[--p-min, --p-max]`` and at least ``--min-count`` counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register", "run_ground_truth"]
+
+
+def _int(s: str) -> int:
+    """Accept ``1048576``, ``2**20`` or ``1e6``."""
+    s = s.strip()
+    if "**" in s:
+        a, b = s.split("**", 1)
+        return int(a) ** int(b)
+    if "e" in s.lower():
+        v = float(s)
+        if not v.is_integer():
+            raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+        return int(v)
+    return int(s)
+
+
+def register(lm_subparsers: argparse._SubParsersAction) -> None:
+    p = lm_subparsers.add_parser("ground-truth", help="count argmax tokens of a model under a token spec")
+    p.add_argument("--model", required=True, help="local HF causal-LM directory, or a shipped name (gelu-1l, gelu-2l)")
+    p.add_argument("--dist", required=True, help="spec JSON ({'positions': [...]}), or a family name for the shipped spec")
+    p.add_argument("--samples", required=True, type=_int, help="number of samples N (e.g. 2**24)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None, help="default 256 on CPU, 32768 on CUDA")
+    p.add_argument("--out", required=True, help="counts JSON (resumed if it exists)")
+    p.add_argument("--checkpoint-seconds", type=float, default=60.0)
+    p.add_argument("--no-fast", action="store_true", help="use the plain adapter forward instead of the tabulated kernel")
+    p.add_argument("--targets", default=None, help="also write a target list here")
+    p.add_argument("--n-targets", type=int, default=64)
+    p.add_argument("--p-min", type=float, default=1e-9)
+    p.add_argument("--p-max", type=float, default=1e-5)
+    p.add_argument("--min-count", type=int, default=10)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.set_defaults(func=run_ground_truth)
+
+
+def run_ground_truth(args: argparse.Namespace) -> int:
+    from lowprob.errors import LowprobError
+    from lowprob.lm_bridge.adapters.loading import load_hf, resolve_device
+    from lowprob.lm_bridge.distributions import TokenSpec
+    from lowprob.lm_bridge.families import FAMILIES
+    from lowprob.lm_bridge.ground_truth import count_argmax, save_targets, select_targets
+    from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir, shipped_specs_dir
+
+    try:
+        device = resolve_device(args.device)
+        model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
+        adapter = load_hf(model_dir, device=device)
+        dist = args.dist
+        if not Path(dist).exists() and dist in FAMILIES:
+            dist = shipped_specs_dir() / f"{dist}.json"
+        spec = TokenSpec.load(dist, vocab_size=adapter.vocab_size)
+        gt = count_argmax(
+            adapter, spec, args.samples, seed=args.seed, batch_size=args.batch_size, state_path=args.out,
+            checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast, show_progress=args.progress,
+            metadata={"model_dir": str(model_dir), "spec_file": str(dist)},
+        )
+        summary = {
+            "out": str(args.out),
+            "n_samples": gt.n_samples,
+            "distinct_argmax_tokens": int((gt.counts > 0).sum()),
+            "seconds": gt.metadata.get("seconds"),
+            "samples_per_second": gt.metadata.get("samples_per_second"),
+            "resolvable_min_p": args.min_count / gt.n_samples,
+        }
+        if args.targets:
+            sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
+                   "min_count": args.min_count, "seed": args.seed}
+            targets = select_targets(gt, **sel)
+            save_targets(args.targets, gt, targets, **sel)
+            summary["n_targets"] = len(targets)
+    except LowprobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
