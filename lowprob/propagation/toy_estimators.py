@@ -61,6 +61,11 @@ __all__ = [
 
 def random_product_claims(n: int, m: int) -> list[Any]:
     """``[C_1..C_m]``: ``C_i`` = product of the ``m - i`` remaining random half-spaces on ``S^{n-1}``."""
+    if n < 2:
+        raise InputValueError(
+            f"the propagation estimators need d >= 2 (claims live on S^(d-1)), got d={n!r}; "
+            "for d = 1 the probability is 0 or 1/2 by inspection."
+        )
     return backward_claims(RandomHalfspaceProduct(0, n), [RandomHalfspaceStep(n)] * m)
 
 
