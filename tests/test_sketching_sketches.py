@@ -182,14 +182,14 @@ def test_sample_sketch_rate_on_cone_spectral() -> None:
 
 @pytest.mark.slow
 def test_spectral_error_matches_sampled_claims_on_cone() -> None:
-    """Spectral exact error (with its bounds) vs 100 000 sampled claims on the cone (order-48 rule
-    for E_D f of the discontinuous claims), within 4 SE + the rule's error (checked at 2e-3 relative)."""
-    D = SphericalCone(CONE.W, order=48)
+    """Spectral exact error (inside its bounds) vs 5 000 sampled claims on the cone (seed 13), within
+    4 SE + 2% (the order-32 cone rule integrates the discontinuous claims only approximately)."""
+    D = SphericalCone(CONE.W, order=32)
     C = RandomHalfspaceProduct(2, 4)
-    for sk in (SampleSketch(D, 15, seed=5), QuadratureSketch(D, C, 15)):
-        rep = sk.error_report(C, degree=28)
-        mc, se = sampled_sketch_error(sk, C, 100_000, seed=13)
-        assert rep.lower - 4 * se - 2e-3 * mc <= mc <= rep.upper + 4 * se + 2e-3 * mc, (mc, rep, se)
+    for sk in (SampleSketch(D, 15, seed=5), QuadratureSketch(D, C, 15, n_candidates=512, degree=24)):
+        rep = sk.error_report(C, degree=24)
+        mc, se = sampled_sketch_error(sk, C, 5_000, seed=13)
+        assert rep.lower - 4 * se - 0.02 * mc <= mc <= rep.upper + 4 * se + 0.02 * mc, (mc, rep, se)
 
 
 # ------------------------------------------------------------------ quadrature + gaussian
