@@ -89,3 +89,24 @@ def test_unsupported_model_type():
 
     with pytest.raises(UnavailableError, match="model_type"):
         HFAdapter(Fake())
+
+
+@pytest.mark.parametrize("name", ["gelu-1l", "gelu-2l"])
+def test_shipped_models_load_and_match_native(name):
+    from lowprob.lm_bridge.zoo import load_shipped, load_shipped_spec, shipped_model_dir
+
+    ad = load_shipped(name)
+    assert ad.vocab_size == 4096 and ad.n_layers == int(name[5]) and ad.tokenizer is not None
+    assert (shipped_model_dir(name) / "MODEL_CARD.md").is_file()
+    spec = load_shipped_spec("colon")
+    x = spec.sample(8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(ad.logits(x), ad.native_logits(x), rtol=1e-5, atol=1e-4)
+    assert ad.decode(int(spec.positions[-1].token)) == ":"
+
+
+def test_shipped_name_errors():
+    from lowprob.lm_bridge.zoo import shipped_model_dir
+
+    with pytest.raises(InputValueError, match="gelu-1l"):
+        shipped_model_dir("gpt2")

@@ -35,12 +35,12 @@ def _int(s: str) -> int:
 def register(lm_subparsers: argparse._SubParsersAction) -> None:
     p = lm_subparsers.add_parser("ground-truth", help="count argmax tokens of a model under a token spec")
     p.add_argument("--model", required=True, help="local HF causal-LM directory, or a shipped name (gelu-1l, gelu-2l)")
-    p.add_argument("--dist", required=True, help="spec JSON ({'positions': [...]}), or a family name for the shipped spec")
+    p.add_argument("--dist", required=True, help="spec JSON ({'positions': [...]}), a shipped family name, or 'all' (every shipped family)")
     p.add_argument("--samples", required=True, type=_int, help="number of samples N (e.g. 2**24)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default 256 on CPU, 32768 on CUDA")
-    p.add_argument("--out", required=True, help="counts JSON (resumed if it exists)")
+    p.add_argument("--out", required=True, help="counts JSON (resumed if it exists); a directory with --dist all")
     p.add_argument("--checkpoint-seconds", type=float, default=60.0)
     p.add_argument("--no-fast", action="store_true", help="use the plain adapter forward instead of the tabulated kernel")
     p.add_argument("--targets", default=None, help="also write a target list here")
@@ -64,6 +64,8 @@ def run_ground_truth(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
         model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
         adapter = load_hf(model_dir, device=device)
+        if args.dist == "all":
+            return _run_all(args, adapter, model_dir)
         dist = args.dist
         if not Path(dist).exists() and dist in FAMILIES:
             dist = shipped_specs_dir() / f"{dist}.json"
@@ -91,4 +93,30 @@ def run_ground_truth(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
+    return 0
+
+
+def _run_all(args: argparse.Namespace, adapter: object, model_dir: object) -> int:
+    """``--dist all``: every shipped family spec; ``--out`` is a directory of ``<family>.json``
+    counts and ``targets_<family>.json`` lists."""
+    from lowprob.lm_bridge.families import DEV_FAMILIES, HELDOUT_FAMILIES
+    from lowprob.lm_bridge.ground_truth import count_argmax, save_targets, select_targets
+    from lowprob.lm_bridge.zoo import load_shipped_spec
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
+           "min_count": args.min_count, "seed": args.seed}
+    for fam in DEV_FAMILIES + HELDOUT_FAMILIES:
+        spec = load_shipped_spec(fam)
+        gt = count_argmax(
+            adapter, spec, args.samples, seed=args.seed, batch_size=args.batch_size, state_path=out / f"{fam}.json",
+            checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast, show_progress=args.progress,
+            metadata={"model_dir": str(model_dir), "spec_file": f"{fam}.json"},
+        )
+        targets = select_targets(gt, **sel)
+        save_targets(out / f"targets_{fam}.json", gt, targets, **sel)
+        print(json.dumps({"family": fam, "n_samples": gt.n_samples, "seconds": gt.metadata.get("seconds"),
+                          "distinct_argmax_tokens": int((gt.counts > 0).sum()), "n_targets": len(targets)}),
+              flush=True)
     return 0
