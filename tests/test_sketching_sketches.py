@@ -155,8 +155,8 @@ def test_rbf_gmm_closed_form_matches_quadrature() -> None:
     C = KernelClaims(RBFKernel(2, lengthscale=0.6, variance=1.7))
     x = np.random.default_rng(0).standard_normal((7, 2))
     Q = GaussianMixture(D.mix, D.means, D.covs, order=30).quadrature()
-    np.testing.assert_allclose(kernel_mean(C, D, x), C.kernel(x, Q.points) @ Q.weights, rtol=1e-10)
-    assert abs(kernel_mean_norm2(C, D) - Q.weights @ C.kernel(Q.points, Q.points) @ Q.weights) < 1e-10
+    np.testing.assert_allclose(kernel_mean(C, D, x), C.kernel(x, Q.points) @ Q.weights, rtol=1e-7)  # order-30 GH
+    assert abs(kernel_mean_norm2(C, D) - Q.weights @ C.kernel(Q.points, Q.points) @ Q.weights) < 1e-8
 
 
 # ------------------------------------------------------------------ SampleSketch rate
@@ -272,3 +272,21 @@ def test_nested_quadrature_equals_direct() -> None:
             direct = QuadratureSketch(D, C, s.K, points=pts, n_candidates=60, seed=2)
             np.testing.assert_array_equal(s.points, direct.points)
             np.testing.assert_allclose(s.weights, direct.weights, atol=1e-12)
+
+
+def test_sampled_kernel_claims_error_close_to_exact() -> None:
+    """Claims known only by a sampler: the error under the Monte Carlo kernel (4 000 claims, seed 0)
+    is within 10 % of the exact-kernel error of the same claim law, and the method says so."""
+    from lowprob.sketching.claims import SampledClaims
+
+    def sampler(rng: np.random.Generator):
+        u = rng.standard_normal((2, 4))
+        return lambda x: np.all(x @ u.T > 0, axis=1) * 1.0
+
+    D = _discrete_sphere(60, 8)
+    S = SampledClaims(sampler, dim=4, kernel_samples=4000)
+    sk = SampleSketch(D, 10, seed=4)
+    rep = sketch_error(sk, S)
+    exact = sk.error(RandomHalfspaceProduct(2, 4))
+    assert "Monte Carlo" in rep.method
+    assert abs(rep.value - exact) < 0.1 * exact

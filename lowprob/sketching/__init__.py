@@ -7,6 +7,10 @@ Modules (named by their mathematics):
     kernels             kernel objects (zonal, RBF) and the PSD-checked eigen-decomposition
     claims              claim distributions C and their kernels k(x, y) = E_f f(x) f(y)
     pullback            backward claim propagation through a step (registry by step type)
+    measures            target distributions with deterministic reference rules
+    eigensystems        eigenpairs grouped into eigenspaces (harmonic); nystrom: general kernels
+    sketches            SampleSketch, KernelSketch, QuadratureSketch, GaussianMomentSketch
+    sketch_error        the exact error E_f (E_M f - E_D f)^2 with bounds; brute-force check
 """
 
 from lowprob.sketching.claims import (
@@ -26,13 +30,39 @@ from lowprob.sketching.funk_hecke import (
 )
 from lowprob.sketching.harmonics import SphericalHarmonics
 from lowprob.sketching.kernels import NotPSDError, RBFKernel, ZonalKernel
+from lowprob.sketching.measures import (
+    GaussianMixture,
+    Measure,
+    SphericalCone,
+    UniformSphere,
+    WeightedPoints,
+)
 from lowprob.sketching.pullback import pullback, register_pullback
+from lowprob.sketching.sketch_error import SketchError, sampled_sketch_error, sketch_error
+from lowprob.sketching.sketches import (
+    GaussianMomentSketch,
+    KernelSketch,
+    QuadratureSketch,
+    SampleSketch,
+    Sketch,
+)
 from lowprob.sketching.sphere_quadrature import sphere_quadrature
 
 __all__ = [
     "ClaimDistribution",
     "ComposedClaims",
     "FiniteClaims",
+    "GaussianMixture",
+    "GaussianMomentSketch",
+    "KernelSketch",
+    "Measure",
+    "QuadratureSketch",
+    "SampleSketch",
+    "Sketch",
+    "SketchError",
+    "SphericalCone",
+    "UniformSphere",
+    "WeightedPoints",
     "KernelClaims",
     "MultipliedClaims",
     "NotPSDError",
@@ -47,5 +77,7 @@ __all__ = [
     "harmonic_dimension",
     "pullback",
     "register_pullback",
+    "sampled_sketch_error",
+    "sketch_error",
     "sphere_quadrature",
 ]

@@ -142,6 +142,8 @@ def sketch_error(sketch: Any, claims: ClaimDistribution, *, degree: int = DEFAUL
     raw = mm - 2 * md + dd
     closed = (type(_base_kernel(claims)), type(D)) in KERNEL_MEAN_RULES or isinstance(D, WeightedPoints)
     method = "mmd (closed-form kernel mean)" if closed else "mmd (target by reference quadrature)"
+    if not claims.exact_kernel:
+        method += f"; kernel itself Monte Carlo over {claims.kernel_samples} claims"
     v = max(raw, 0.0)
     return SketchError(v, v, v, method, {"raw": raw, "mm": mm, "md": md, "dd": dd})
 
