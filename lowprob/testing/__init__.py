@@ -7,7 +7,8 @@
 * :class:`EstimatorContract`: a pytest mixin; subclass it, define ``make_estimator()``, and
   inherit the invariant tests. See docs/toy.md for a worked example.
 
-Needs the test extra (``pip install 'lowprob[test]'``) for hypothesis.
+The checks need only numpy; the strategies and the contract's property tests need hypothesis
+(``pip install 'lowprob[test]'``), imported when first used.
 """
 
 from lowprob.testing.checks import (
@@ -24,6 +25,7 @@ from lowprob.testing.checks import (
     oracle_probability,
 )
 from lowprob.testing.contract import EstimatorContract
+from lowprob.testing.instances import feasible_weight_matrix
 
 __all__ = [
     "EstimatorCheckError",
@@ -37,5 +39,6 @@ __all__ = [
     "check_permutation_invariance",
     "check_rejects_bad_input",
     "check_scaling_invariance",
+    "feasible_weight_matrix",
     "oracle_probability",
 ]

@@ -36,7 +36,7 @@ from lowprob.testing.checks import (
     check_scaling_invariance,
     oracle_probability,
 )
-from lowprob.testing.strategies import feasible_weight_matrix
+from lowprob.testing.instances import feasible_weight_matrix
 from lowprob.toy_models.halfspace import HalfspaceToy
 
 __all__ = ["EstimatorContract"]

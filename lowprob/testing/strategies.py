@@ -22,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the test
 
 import numpy as np
 
+from lowprob.testing.instances import feasible_weight_matrix
 from lowprob.toy_models.halfspace import HalfspaceToy
 
 __all__ = [
@@ -31,20 +32,6 @@ __all__ = [
     "row_permutations",
     "weight_matrices",
 ]
-
-
-def feasible_weight_matrix(rng: np.random.Generator, d: int, m: int) -> np.ndarray:
-    """i.i.d. N(0,1) rows, each sign-flipped to have ``w . c > 0`` for a random direction ``c``.
-
-    The cone then contains ``c``, so the instance is feasible; this is *not* the conditional
-    law of a random instance given feasibility (that has thinner cones) but covers the same
-    support.
-    """
-    W = rng.standard_normal((m, d))
-    c = rng.standard_normal(d)
-    signs = np.sign(W @ c)
-    signs[signs == 0] = 1.0
-    return W * signs[:, None]
 
 
 @st.composite

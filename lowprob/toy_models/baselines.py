@@ -104,9 +104,10 @@ class SequentialMonteCarlo:
     neuron by neuron, each neuron entered through thresholds ``tau < 0`` when few particles
     satisfy it, ending at ``tau = 0`` (so ``A_L`` is the event). ``N`` particles start i.i.d.
     ``N(0, I_d)``; at level ``l`` the fraction ``f_l`` in ``A_l`` is recorded, survivors are
-    resampled multinomially back to ``N`` and moved by ``n_moves`` exact Gibbs steps along
-    random unit directions (the Gaussian restricted to a line inside ``A_l`` is a truncated 1-D
-    normal), which leave ``N(0, I) | A_l`` invariant. With the levels fixed in advance,
+    resampled multinomially back to ``N`` and moved by ``n_moves`` exact Gibbs (hit-and-run)
+    steps along random directions, alternately isotropic and shaped by the pilot's particle
+    covariance at that level (the Gaussian restricted to a line inside ``A_l`` is a truncated
+    1-D normal), which leave ``N(0, I) | A_l`` invariant. With the levels fixed in advance,
     ``prod_l f_l`` is an unbiased estimate of ``p`` (Del Moral 2004, *Feynman–Kac Formulae*,
     Thm 7.4.2; Cérou, Del Moral, Furon & Guyader 2012, Stat. Comput. 22, 795–808).
 
