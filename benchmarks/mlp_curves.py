@@ -16,7 +16,7 @@ also measure it at a few ``N``. FLOPs are counted analytically
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/mlp_curves.py            # ~10 min on one core
+    OMP_NUM_THREADS=1 python benchmarks/mlp_curves.py --n-mlps 2   # ~25 min on one shared core
 
 Writes ``benchmarks/results/mlp_curves.{json,png}``.
 """
@@ -48,8 +48,8 @@ def methods(width: int) -> list[CumulantPropagation]:
     out = [
         CumulantPropagation(2, diagonal=True),
         CumulantPropagation(3, diagonal=True),
-        CumulantPropagation(2, hermite_order=1),
-        CumulantPropagation(2, hermite_order=4),
+        CumulantPropagation(2, hermite_order=8),
+        CumulantPropagation(3, structured=True, hermite_order=8),
     ]
     if width <= 256:
         out.append(CumulantPropagation(3, hermite_order=4, third_order_terms=3))
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--n-mlps", type=int, default=3)
-    ap.add_argument("--truth-samples", type=int, default=2**21)
+    ap.add_argument("--truth-samples", type=int, default=2**20)
     ap.add_argument("--mc-samples", type=int, nargs="+", default=[16, 256, 4096, 65536])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS / "mlp_curves.json")
@@ -84,11 +84,17 @@ def main(argv: list[str] | None = None) -> dict:
             def score(means: np.ndarray, mu=mu, se2=se2, var=var) -> float:
                 return float((np.mean((means[-1] - mu) ** 2) - np.mean(se2)) / var)
 
+            def score_all(means: np.ndarray, truth=truth) -> float:  # all layers, same norm.
+                se2_all = truth.std_error**2
+                var_all = np.mean(se2_all * args.truth_samples, axis=1, keepdims=True)
+                return float(np.mean(((means - truth.means) ** 2 - se2_all) / var_all))
+
             for est in methods(n):
                 t0 = time.time()
                 r = est.estimate_means(mlp, est.cost_flops(mlp))
                 records.append({"width": n, "mlp": k, "method": est.name
                                 + (f"-P{est.hermite_order}" if not est.diagonal else ""),
+                                "mse_over_var_all_layers": score_all(r.means),
                                 "flops": r.cost.flops, "mse_over_var": score(r.means),
                                 "seconds": time.time() - t0})
             rng = np.random.default_rng(s_mc)

@@ -32,7 +32,7 @@ def test_shape_budget_and_same_numbers_as_numpy(variant):
         out = est.predict(mlp, budget)
     assert tuple(out.shape) == (3, 48)
     assert 0 < ctx.flops_used <= budget
-    twin = CumulantPropagation(**NUMPY_TWIN[variant]).estimate_means(
+    twin = CumulantPropagation(**NUMPY_TWIN[variant], hermite_order=est.hermite_order).estimate_means(
         RandomMLP.from_whestbench(mlp), 10**12
     )
     np.testing.assert_allclose(np.asarray(out), twin.means, rtol=1e-9, atol=1e-12)

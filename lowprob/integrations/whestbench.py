@@ -90,7 +90,7 @@ class KpropEstimator(BaseEstimator):
     def __init__(
         self,
         *,
-        hermite_order: int = 8,
+        hermite_order: int = 4,
         variants: tuple[str, ...] | None = None,
         budget_fraction: float = 0.2,
     ) -> None:

@@ -49,6 +49,7 @@ from lowprob.propagation.gaussian_moments import (
     ArrayBackend,
     hermite_coefficients,
     mehler_covariance,
+    relu_coefficient_tables,
     square_hermite_coefficients,
     third_moment,
 )
@@ -276,6 +277,18 @@ def _gaussian_third_cumulant(
     return G
 
 
+def _activation_tables(
+    act: str, m: Any, s: Any, order_a: int, order_b: int, need_e3: bool, backend: ArrayBackend
+) -> tuple[Any, Any, Any]:
+    """Hermite coefficients of ``phi`` and ``phi^2`` and ``E phi^3`` (ReLU: one fused pass)."""
+    if act == "relu":
+        return relu_coefficient_tables(m, s, order_a, order_b, backend=backend)
+    a = hermite_coefficients(act, m, s, order_a, backend=backend)
+    b = square_hermite_coefficients(act, m, s, order_b, backend=backend)
+    e3 = third_moment(act, m, s, backend=backend) if need_e3 else None
+    return a, b, e3
+
+
 def nonlinear_step(
     state: CumulantState,
     activation: str,
@@ -305,8 +318,7 @@ def nonlinear_step(
     s = xp.sqrt(var)
     m = state.mean
     P_need = max(P, P3, 3) if K3 else P
-    a = hermite_coefficients(act, m, s, P_need, backend=backend)
-    b = square_hermite_coefficients(act, m, s, max(P, 3) if K3 else 0, backend=backend)
+    a, b, e3 = _activation_tables(act, m, s, P_need, max(P, 3) if K3 else 0, K3, backend)
     mu_g = a[0]
     e2_g = b[0]
     if K3:
@@ -320,7 +332,7 @@ def nonlinear_step(
     if state.diagonal:
         k3 = None
         if K3:
-            d3_g = third_moment(act, m, s) - 3.0 * mu_g * e2_g + 2.0 * mu_g**3
+            d3_g = e3 - 3.0 * mu_g * e2_g + 2.0 * mu_g**3
             k3 = d3_g + a[1] ** 3 * t_diag
         return CumulantState(mean, var_out, k3, True)
 
@@ -332,7 +344,7 @@ def nonlinear_step(
         rho_off = rho * off
         c = b[: P + 1] - 2.0 * mu_g[None, :] * a[: P + 1]
         pair = mehler_covariance(c, a[: P + 1], rho_off, backend=backend)
-        d3_g = third_moment(act, m, s, backend=backend) - 3.0 * mu_g * e2_g + 2.0 * mu_g**3
+        d3_g = e3 - 3.0 * mu_g * e2_g + 2.0 * mu_g**3
         k3s = d3_g + a[1] * a[1] * a[1] * t_diag
         if state.wick is not None:
             # t_iij = M[i, j] / (s_i^2 s_j): covariance correction and carried pair cumulants
@@ -351,7 +363,7 @@ def nonlinear_step(
         t_ijj = t[:, idx, idx]  # t[i, j, j]
         cov = cov + 0.5 * (np.outer(a[1], a[2]) * t_ijj + np.outer(a[2], a[1]) * t_iij)
         c = b[: P + 1] - 2.0 * mu_g[None, :] * a[: P + 1]
-        d3_g = third_moment(act, m, s) - 3.0 * mu_g * e2_g + 2.0 * mu_g**3
+        d3_g = e3 - 3.0 * mu_g * e2_g + 2.0 * mu_g**3
         G = _gaussian_third_cumulant(a, c, d3_g, rho, P3)
         a1 = a[1]
         k3 = G + np.multiply.outer(np.multiply.outer(a1, a1), a1) * t

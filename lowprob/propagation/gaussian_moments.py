@@ -57,8 +57,10 @@ __all__ = [
     "hermite_polynomials",
     "mehler_covariance",
     "relu_cross_covariance",
+    "relu_coefficient_tables",
     "relu_moments",
     "square_hermite_coefficients",
+    "third_moment",
 ]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -152,6 +154,37 @@ def _gh_coefficients(
     return xp.asarray(he * w[None, :]) @ f.T  # (order+1, n)
 
 
+def relu_coefficient_tables(
+    m: Any, s: Any, order_a: int, order_b: int, *, backend: ArrayBackend = NUMPY
+) -> tuple[Any, Any, Any]:
+    """ReLU ``(a, b, E relu^3)``: ``a`` of shape ``(order_a+1, n)``, ``b`` ``(order_b+1, n)``.
+
+    One evaluation of ``Phi(alpha)``, ``phi(alpha)`` and the ``He_k(-alpha)`` recurrence
+    serves all three (closed forms in the module docstring).
+    """
+    xp = backend.xp
+    a = m / s
+    Phi = backend.ndtr(a)
+    ph = backend.npdf(a)
+    s2 = s * s
+    top = max(order_a - 2, order_b - 3, 0)
+    he = hermite_polynomials(-a, top, backend=backend)
+    rows_a = [s * (a * Phi + ph), s * Phi][: order_a + 1]
+    if order_a >= 2:
+        rows_a.append((s * ph)[None, :] * xp.stack(he[: order_a - 1], axis=0))
+    rows_b = [s2 * ((a * a + 1.0) * Phi + a * ph), 2.0 * s2 * (a * Phi + ph), 2.0 * s2 * Phi]
+    rows_b = rows_b[: order_b + 1]
+    if order_b >= 3:
+        rows_b.append((2.0 * s2 * ph)[None, :] * xp.stack(he[: order_b - 2], axis=0))
+    e3 = s2 * s * ((a * a * a + 3.0 * a) * Phi + (a * a + 2.0) * ph)
+    return _stack_rows(rows_a, xp), _stack_rows(rows_b, xp), e3
+
+
+def _stack_rows(rows: list[Any], xp: Any) -> Any:
+    parts = [r[None, :] if r.ndim == 1 else r for r in rows]
+    return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
+
+
 def hermite_coefficients(
     activation: str,
     m: Any,
@@ -168,19 +201,9 @@ def hermite_coefficients(
     """
     act = check_activation(activation)
     order = check_int("order", order, minimum=0)
-    xp = backend.xp
     if act != "relu":
         return _gh_coefficients(act, m, s, order, 1, backend, n_nodes)
-    a = m / s
-    Phi = backend.ndtr(a)
-    ph = backend.npdf(a)
-    rows = [s * (a * Phi + ph)]
-    if order >= 1:
-        rows.append(s * Phi)
-    if order >= 2:
-        for he in hermite_polynomials(-a, order - 2, backend=backend):
-            rows.append(s * ph * he)
-    return xp.stack(rows, axis=0)
+    return relu_coefficient_tables(m, s, order, 0, backend=backend)[0]
 
 
 def square_hermite_coefficients(
@@ -195,22 +218,9 @@ def square_hermite_coefficients(
     """``b_k(i) = E[phi(m_i + s_i z)^2 He_k(z)]``, ``k = 0..order``; shape ``(order+1, n)``."""
     act = check_activation(activation)
     order = check_int("order", order, minimum=0)
-    xp = backend.xp
     if act != "relu":
         return _gh_coefficients(act, m, s, order, 2, backend, n_nodes)
-    a = m / s
-    Phi = backend.ndtr(a)
-    ph = backend.npdf(a)
-    s2 = s * s
-    rows = [s2 * ((a * a + 1.0) * Phi + a * ph)]
-    if order >= 1:
-        rows.append(2.0 * s2 * (a * Phi + ph))
-    if order >= 2:
-        rows.append(2.0 * s2 * Phi)
-    if order >= 3:
-        for he in hermite_polynomials(-a, order - 3, backend=backend):
-            rows.append(2.0 * s2 * ph * he)
-    return xp.stack(rows, axis=0)
+    return relu_coefficient_tables(m, s, 0, order, backend=backend)[1]
 
 
 def third_moment(
@@ -228,17 +238,16 @@ def mehler_covariance(coeffs_i: Any, coeffs_j: Any, rho: Any, *, backend: ArrayB
 
     The ``k = 0`` row is the mean and is skipped. Truncation error is
     ``O(|rho|^{K+1})``; use it off the diagonal, where wide random nets have small ``rho``.
+    Computed as one ``einsum`` over the stacked powers ``rho^k`` (``K n^2`` memory), which
+    keeps the op count (and flopscope's per-op overhead) independent of ``K``.
     """
     xp = backend.xp
     K = coeffs_i.shape[0] - 1
-    out = xp.zeros_like(rho)
-    rho_k = xp.ones_like(rho)
-    fact = 1.0
-    for k in range(1, K + 1):
-        rho_k = rho_k * rho
-        fact *= k
-        out = out + xp.outer(coeffs_i[k], coeffs_j[k]) * rho_k * (1.0 / fact)
-    return out
+    n_i, n_j = rho.shape
+    inv_fact = np.array([1.0 / math.factorial(k) for k in range(1, K + 1)])
+    powers = xp.cumprod(xp.broadcast_to(rho[None], (K, n_i, n_j)), axis=0)
+    return xp.einsum("ki,kj,kij->ij", coeffs_i[1:] * xp.asarray(inv_fact)[:, None],
+                     coeffs_j[1:], powers)
 
 
 @lru_cache(maxsize=8)
