@@ -54,7 +54,8 @@ class EstimatorContract:
             (deterministic approximation; give ``tolerance.rtol``/``atol``).
         tolerance: the agreement rule (:class:`~lowprob.testing.Tolerance`).
         invariance: ``"exact"`` (permuted/scaled problems give equal answers up to
-            ``invariance_rtol``) or ``"statistical"`` (within ``tolerance`` of each other).
+            ``invariance_rtol``) or ``"statistical"`` (within ``tolerance`` of each other: use
+            it for sampling methods and for order-dependent approximations).
         deterministic: the same integer seed reproduces the estimate exactly.
         min_probability: lower bound on ``p`` for the instances used in agreement tests.
         n_problems: instances in the oracle-agreement test.
