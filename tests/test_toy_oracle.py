@@ -21,7 +21,12 @@ from scipy.spatial import ConvexHull
 from scipy.stats import norm
 
 from lowprob.errors import InputValueError, UnavailableError
-from lowprob.testing.strategies import feasible_weight_matrix, halfspace_toys, positive_row_scales
+from lowprob.testing.strategies import (
+    feasible_weight_matrix,
+    halfspace_toys,
+    positive_row_scales,
+    weight_matrices,
+)
 from lowprob.toy_models import HalfspaceToy
 from lowprob.toy_models.oracle import exact_probabilities, exact_probability
 from lowprob.toy_models.orthant import orthant_probability, simplicial_cone_masses
@@ -296,3 +301,21 @@ def test_tilting_method_agrees_with_exact_and_handles_d5():
     assert exact_probability(W5, method="tilting").probability == 0.0
     t = exact_probability(np.eye(3), np.ones(3), method="tilting")
     assert abs(t.probability - norm.cdf(1.0) ** 3) <= max(t.error_bound, 1e-12)
+
+
+@settings(max_examples=40)
+@given(W=weight_matrices(d=2, m=5, magnitude=3.0, min_row_norm=0.1))
+def test_d2_hypothesis_entries_match_arc_formula(W):
+    """Hypothesis draws the entries (repeated values, zeros, parallel rows are likely)."""
+    assert abs(exact_probability(W).probability - arc_probability_2d(W)) <= TOL
+
+
+@settings(max_examples=25)
+@given(W=weight_matrices(d=4, m=3, magnitude=3.0, min_row_norm=0.1))
+def test_sign_patterns_partition_hypothesis_entries(W):
+    """The 8 sign patterns of 3 (possibly degenerate) rows partition R^4 up to null sets."""
+    total = sum(
+        exact_probability(W * np.array([a, b, c])[:, None]).probability
+        for a in (1, -1) for b in (1, -1) for c in (1, -1)
+    )
+    assert abs(total - 1.0) <= 1e-12

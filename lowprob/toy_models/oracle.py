@@ -126,11 +126,11 @@ def _as_weights(W: object, b: object | None) -> np.ndarray:
 
 def _clean_rows(U: np.ndarray) -> tuple[np.ndarray, bool]:
     """Merge parallel unit rows; report whether an anti-parallel pair exists."""
-    G = U @ U.T
     m = U.shape[0]
     iu = np.triu_indices(m, 1)
-    dist_same = np.sqrt(np.maximum(2.0 - 2.0 * G[iu], 0.0))
-    dist_opp = np.sqrt(np.maximum(2.0 + 2.0 * G[iu], 0.0))
+    # Direct differences: sqrt(2 - 2 u_i.u_j) would round angles below ~1e-8 to 0.
+    dist_same = np.linalg.norm(U[iu[0]] - U[iu[1]], axis=1)
+    dist_opp = np.linalg.norm(U[iu[0]] + U[iu[1]], axis=1)
     if np.any(dist_opp <= _PARALLEL_TOL):
         return U, True
     dup = dist_same <= _PARALLEL_TOL
@@ -172,7 +172,7 @@ def _rays_bruteforce(U: np.ndarray) -> np.ndarray:
     idx = _combos(m, d - 1)
     V = _null_vectors(U[idx])
     norms = np.linalg.norm(V, axis=1)
-    good = norms > 1e-9
+    good = norms > 1e-12
     V = V[good] / norms[good, None]
     S = V @ U.T
     pos = np.all(S >= -_TOL, axis=1)
@@ -215,7 +215,7 @@ def _unique_rays(R: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Guard against one geometric ray listed twice with differing (borderline) tight sets.
     keep: list[int] = []
     for i in range(R.shape[0]):
-        if all(np.linalg.norm(R[i] - R[j]) > 1e-9 for j in keep):
+        if all(np.linalg.norm(R[i] - R[j]) > 1e-13 for j in keep):
             keep.append(i)
     return R[keep], tight[keep]
 
