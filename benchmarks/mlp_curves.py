@@ -65,7 +65,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--mc-samples", type=int, nargs="+", default=[16, 256, 4096, 65536])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS / "mlp_curves.json")
+    ap.add_argument("--resummarize", action="store_true",
+                    help="recompute the summary/plot from the records already in --out")
     args = ap.parse_args(argv)
+    if args.resummarize:
+        old = json.loads(args.out.read_text())
+        for k in ("widths", "depth", "n_mlps", "truth_samples"):
+            setattr(args, k, old["config"][k])
+        return _finish(old["records"], args)
 
     ss = np.random.SeedSequence(args.seed)
     records = []
@@ -107,6 +114,30 @@ def main(argv: list[str] | None = None) -> dict:
                             "flops": float(per * args.truth_samples),
                             "mse_over_var": 1.0 / args.truth_samples})
 
+    return _finish(records, args)
+
+
+def budgeted_envelope(summary: list[dict], width: int, per: int) -> dict:
+    """Budgeted comparison: at FLOP budget B, kprop runs its best variant costing <= B.
+
+    Returns the budgets (log grid) where that beats MC's ``1/N(B)``, ``N(B) = B / per``.
+    """
+    pts = [s for s in summary if s["width"] == width and not s["method"].startswith("mc@")]
+    grid = np.logspace(np.log10(min(p["flops"] for p in pts)), 13, 800)
+    win = np.array([min(p["mse_over_var"] for p in pts if p["flops"] <= B) < per / B
+                    for B in grid])
+    if not win.any():
+        return {"width": width, "wins_from": None, "wins_to": None, "decades": 0.0}
+    start = int(np.argmax(win))
+    stop = start
+    while stop + 1 < len(grid) and win[stop + 1]:
+        stop += 1
+    return {"width": width, "wins_from": float(grid[start]), "wins_to": float(grid[stop]),
+            "decades": float(np.log10(grid[stop] / grid[start])),
+            "also_wins_at": [float(b) for b in grid[stop + 1:][win[stop + 1:]]][:1]}
+
+
+def _finish(records: list[dict], args: argparse.Namespace) -> dict:
     # aggregate over MLPs
     summary = []
     for n in args.widths:
@@ -130,8 +161,18 @@ def main(argv: list[str] | None = None) -> dict:
     for s in summary:
         print(f"{s['width']:5d} {s['method']:18s} {s['flops']:10.2e} {s['mse_over_var']:10.2e} "
               f"{s['mc_mse_over_var_same_flops']:10.2e} {s['gain_vs_mc']:8.1f}")
-    record = {"config": vars(args) | {"out": str(args.out)}, "records": records,
-              "summary": summary}
+    envelopes = [budgeted_envelope(summary, n, mc_flops_per_sample(n, args.depth))
+                 for n in args.widths]
+    print("\nBudgeted comparison (at budget B, kprop runs its best variant costing <= B):")
+    for e in envelopes:
+        if e["wins_from"] is None:
+            print(f"  width {e['width']}: never below MC")
+            continue
+        print(f"  width {e['width']}: kprop below MC for every B in [{e['wins_from']:.2e}, "
+              f"{e['wins_to']:.2e}] FLOPs = {e['decades']:.1f} decades"
+              + (f"; again at {e['also_wins_at'][0]:.2e}" if e["also_wins_at"] else ""))
+    record = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "records": records, "summary": summary, "budgeted_envelope": envelopes}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2, default=str))
     _plot(summary, args, args.out.with_suffix(".png"))
