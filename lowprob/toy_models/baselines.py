@@ -198,10 +198,13 @@ class SequentialMonteCarlo:
                 "replicates": R,
                 "log_replicates": logs.tolist(),
                 "relative_std_error": se_rel,
-                # Replicates that died or spread over > e^2 signal a heavy-tailed estimator
-                # whose replicate std_error may understate the error (very thin cones).
+                # Replicates that died or spread over > e^2, or fewer than 32 particles per
+                # replicate, signal a skewed estimator whose replicate std_error may understate
+                # the error (very thin cones, small budgets).
                 "heavy_tail_warning": bool(
-                    finite.size < R or (finite.size and float(finite.max() - finite.min()) > 2.0)
+                    n < 32
+                    or finite.size < R
+                    or (finite.size and float(finite.max() - finite.min()) > 2.0)
                 ),
             },
         )
