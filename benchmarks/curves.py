@@ -31,7 +31,11 @@ from lowprob.propagation.curves import CurveConfig, run_curves, write_results  #
 RESULTS = Path(__file__).resolve().parent / "results"
 
 CONFIGS = {
-    "4x16": CurveConfig(d=4, m=16, instances=2000),
+    # the CLI defaults plus two larger kernel budgets (>= 1e7 counted FLOPs per instance)
+    "4x16": CurveConfig(
+        d=4, m=16, instances=2000,
+        budgets={"kernel": (1, 5, 14, 30, 55, 91, 140, 204, 285, 385, 506)},
+    ),
     "16x16": CurveConfig(
         d=16, m=16, instances=100, truth_samples=2**13,
         budgets={"kernel": (1, 17), "hermite": (1, 17, 153), "sampling": (10, 100, 1000, 10_000, 100_000)},
