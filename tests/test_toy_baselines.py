@@ -62,8 +62,9 @@ def test_naive_zero_hits_upper_bound():
 
 
 def test_smc_beats_naive_at_small_p():
-    """On a 4x16 instance with p ~ 3e-5, SMC's std error at equal budget is far below the
-    naive binomial one sqrt(p/N) (seed 0; agreement within 5 std errors)."""
+    """On a 4x16 instance with p ~ 3e-5 and budget 1e5, the empirical MSE of SMC over 6 seeds
+    (0..5) is below half the exact variance p(1-p)/N of naive sampling with the same budget,
+    and each run agrees with the oracle within 5 of its own standard errors."""
     rng = np.random.default_rng(1)
     while True:
         W = rng.standard_normal((16, 4))
@@ -71,11 +72,14 @@ def test_smc_beats_naive_at_small_p():
         if 1e-5 < r.probability < 1e-4:
             break
     budget = 100_000
-    est, truth = check_agrees_with_oracle(
-        SequentialMonteCarlo(), HalfspaceToy(W), budget, seed=0, tolerance=Tolerance(k_sigma=5.0)
-    )
-    naive_sd = math.sqrt(truth / budget)
-    assert est.std_error < naive_sd / 3
+    errs = []
+    for seed in range(6):
+        est, truth = check_agrees_with_oracle(
+            SequentialMonteCarlo(), HalfspaceToy(W), budget, seed=seed, tolerance=Tolerance(k_sigma=5.0)
+        )
+        errs.append(est.value - truth)
+    naive_var = truth * (1 - truth) / budget
+    assert np.mean(np.square(errs)) < naive_var / 2
 
 
 def test_smc_budget_too_small():

@@ -169,10 +169,8 @@ class SequentialMonteCarlo:
             if n < 2:  # too many levels for the remaining budget: plain neuron steps
                 levels = [(i, 0.0, eye) for i in range(toy.m)]
                 n = (budget - evals) // (R * base)
-            logs = np.empty(R)
-            for r in range(R):
-                logs[r], _, e, k = self._run(U, c, n, rng, levels, 0)
-                evals, inner = evals + e, inner + k
+            logs, _, e, k = self._run(U, c, n, rng, levels, 0, reps=R)
+            evals, inner = evals + e, inner + k
         finite = logs[np.isfinite(logs)]
         if finite.size:
             shift = float(finite.max())
@@ -217,16 +215,22 @@ class SequentialMonteCarlo:
         rng: np.random.Generator,
         levels: list[Level] | None,
         max_extra: int,
-    ) -> tuple[float, list[Level], int, int]:
-        """One run. ``levels=None``: choose them adaptively (pilot), adding at most
-        ``max_extra`` thresholds beyond the ``m`` neuron steps.
+        reps: int = 1,
+    ) -> tuple[np.ndarray, list[Level], int, int]:
+        """``reps`` independent runs of ``n`` particles, advanced together (one array).
 
-        Returns ``(log prod_l f_l, levels used, forward evaluations, direction products)``.
+        ``levels=None``: choose the levels adaptively (the pilot; use ``reps = 1``), adding at
+        most ``max_extra`` thresholds beyond the ``m`` neuron steps.
+
+        Returns ``(log prod_l f_l per run (reps,), levels used, forward evaluations,
+        direction products)``; a run whose particles all die has ``-inf``.
         """
         m, d = U.shape
-        x = rng.standard_normal((n, d))
-        S = x @ U.T + c  # (n, m) pre-activations D_j(x), kept in sync with x
-        evals, inner, log_p = n, 0, 0.0
+        x = rng.standard_normal((reps * n, d))
+        S = x @ U.T + c  # (reps n, m) pre-activations D_j(x), kept in sync with x
+        evals, inner = reps * n, 0
+        log_p = np.zeros(reps)
+        active = np.arange(reps)  # runs still alive, in block order of x
         thr = np.zeros(m)
         eye = np.eye(d)
         used: list[Level] = []
@@ -246,27 +250,39 @@ class SequentialMonteCarlo:
                     tau = 0.0
                 else:
                     tau = min(0.0, float(np.quantile(Di, 1.0 - self.keep)))
-                Lf = np.eye(d)
-            alive = S[:, i] > tau
-            k = int(np.count_nonzero(alive))
-            if k == 0:
-                used.append((i, tau, Lf))
-                return -math.inf, used, evals, inner
-            log_p += math.log(k / n)
+                Lf = eye
+            alive = (S[:, i] > tau).reshape(active.size, n)
+            k = alive.sum(axis=1)
+            dead = k == 0
+            log_p[active[dead]] = -math.inf
+            with np.errstate(divide="ignore"):
+                log_p[active[~dead]] += np.log(k[~dead] / n)
+            if np.any(dead):
+                keep_blocks = ~dead
+                x = x.reshape(active.size, n, d)[keep_blocks].reshape(-1, d)
+                S = S.reshape(active.size, n, m)[keep_blocks].reshape(-1, m)
+                alive, k, active = alive[keep_blocks], k[keep_blocks], active[keep_blocks]
+                if active.size == 0:
+                    used.append((i, tau, Lf))
+                    return log_p, used, evals, inner
             lev = i
             if tau == 0.0 and todo is None:
                 i += 1
             last = (todo is not None and not todo) or (todo is None and i >= m)
             thr[: lev + 1] = 0.0
             thr[lev] = tau
-            pick = rng.choice(np.flatnonzero(alive), size=n, replace=True)
+            # Multinomial resampling within each run: the t-th survivor of run r, t ~ U{1..k_r}.
+            a = active.size
+            cum = np.cumsum(alive, axis=1)
+            t = np.floor(rng.random((a, n)) * k[:, None]).astype(np.int64) + 1
+            off = (np.arange(a) * (n + 1))[:, None]
+            pick = np.searchsorted((cum + off).ravel(), (t + off).ravel(), side="left")
             x, S = x[pick], S[pick]
             if todo is None:
                 # Pilot: fix this level's direction law from the survivors' covariance
                 # (regularised); the main runs reuse it, so their kernels do not adapt.
-                cov = np.cov(x.T) if n > d else np.eye(d)
-                cov = np.atleast_2d(cov) + 1e-10 * (np.trace(np.atleast_2d(cov)) / d + 1e-300) * np.eye(d)
-                Lf = np.linalg.cholesky(cov)
+                cov = np.atleast_2d(np.cov(x.T)) if x.shape[0] > d else eye
+                Lf = np.linalg.cholesky(cov + 1e-10 * (np.trace(cov) / d + 1e-300) * eye)
             used.append((lev, tau, Lf))
             if last:
                 break
@@ -274,8 +290,8 @@ class SequentialMonteCarlo:
                 # Alternate covariance-shaped and isotropic directions.
                 L_dir = Lf if j % 2 == 0 else eye
                 x, S = _gibbs_move(x, S, U, thr[: lev + 1], lev + 1, L_dir, rng)
-                evals += n
-                inner += n
+                evals += x.shape[0]
+                inner += x.shape[0]
         return log_p, used, evals, inner
 
 
