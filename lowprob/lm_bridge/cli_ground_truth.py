@@ -107,6 +107,11 @@ def _run_all(args: argparse.Namespace, adapter: object, model_dir: object) -> in
     out.mkdir(parents=True, exist_ok=True)
     sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
            "min_count": args.min_count, "seed": args.seed}
+    summary: dict[str, object] = {
+        "command": "lowprob " + " ".join(sys.argv[1:]) if sys.argv else None,
+        "model_dir": str(model_dir), "model_hash": getattr(adapter, "model_hash", None),
+        "selection": sel, "families": {},
+    }
     for fam in DEV_FAMILIES + HELDOUT_FAMILIES:
         spec = load_shipped_spec(fam)
         gt = count_argmax(
@@ -116,7 +121,12 @@ def _run_all(args: argparse.Namespace, adapter: object, model_dir: object) -> in
         )
         targets = select_targets(gt, **sel)
         save_targets(out / f"targets_{fam}.json", gt, targets, **sel)
-        print(json.dumps({"family": fam, "n_samples": gt.n_samples, "seconds": gt.metadata.get("seconds"),
-                          "distinct_argmax_tokens": int((gt.counts > 0).sum()), "n_targets": len(targets)}),
-              flush=True)
+        ps = [float(gt.probs[t]) for t in targets]
+        row = {"family": fam, "n_samples": gt.n_samples, "seconds": gt.metadata.get("seconds"),
+               "samples_per_second": gt.metadata.get("samples_per_second"), "device": gt.metadata.get("device"),
+               "distinct_argmax_tokens": int((gt.counts > 0).sum()), "resolvable_min_p": args.min_count / gt.n_samples,
+               "n_targets": len(targets), "target_p_range": [min(ps), max(ps)] if ps else None}
+        summary["families"][fam] = row  # type: ignore[index]
+        print(json.dumps(row), flush=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return 0
