@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lowprob.lm_bridge.adapters.loading import load_hf
+from lowprob.lm_bridge.adapters.loading import file_hash, load_hf
 from lowprob.lm_bridge.corpus import EOT, strip_roff, token_counts
 from lowprob.lm_bridge.training import (
     ModelRecipe,
@@ -48,3 +48,6 @@ def test_tiny_training_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(ad.logits(x), ad.native_logits(x), rtol=1e-5, atol=1e-5)
     assert "toy" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    # Same recipe and data, same weights (the shipped models are reproducible this way).
+    train_model(recipe, {"code": stream}, V, tmp_path / "m2", log=lambda s: None)
+    assert file_hash(tmp_path / "m" / "model.safetensors") == file_hash(tmp_path / "m2" / "model.safetensors")
