@@ -36,15 +36,27 @@ CONFIGS = {
         d=4, m=16, instances=2000,
         budgets={"kernel": (1, 5, 14, 30, 55, 91, 140, 204, 285, 385, 506)},
     ),
+    # hermite to total degree 4 (K = C(20, 4) = 4845 terms, 3.3e7 FLOPs) by the rotated line product
     "16x16": CurveConfig(
-        d=16, m=16, instances=100, truth_samples=2**13,
-        budgets={"kernel": (1, 17), "hermite": (1, 17, 153), "sampling": (10, 100, 1000, 10_000, 100_000)},
+        d=16, m=16, instances=300, truth_samples=2**13,
+        budgets={"kernel": (1, 17), "hermite": (1, 17, 153, 969, 4845),
+                 "sampling": (10, 100, 1000, 10_000, 100_000)},
     ),
     "8x32": CurveConfig(
         d=8, m=32, instances=60, truth_samples=2**13,
-        budgets={"kernel": (1, 9, 44), "hermite": (1, 9, 45, 165), "sampling": (10, 100, 1000, 10_000, 100_000)},
+        budgets={"kernel": (1, 9, 44), "hermite": (1, 9, 45, 165, 495, 1287, 3003),
+                 "sampling": (10, 100, 1000, 10_000, 100_000)},
     ),
 }
+
+
+def _by_method(res: dict) -> dict:
+    """Equal-FLOPs rows per deterministic method (recomputed for JSON files from older runs)."""
+    from lowprob.propagation.curves import _equal_flops_rows
+
+    if "sampling" not in res["methods"]:
+        return {}
+    return {m: _equal_flops_rows(res["methods"], m, res["trivial_nmse"]) for m in res["methods"] if m != "sampling"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,14 +89,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:7s} {meth:9s} {sl.get('slope', float('nan')):11.3f} "
                   f"[{ci[0]:+.3f}, {ci[1]:+.3f}] {best['nmse']:10.2e} {best['flops_per_instance']:10.2e}")
     print()
-    print("kernel vs sampling at equal counted FLOPs (sampling nMSE = FLOPs-per-sample / F, exact 1/N law):")
+    print("kernel / hermite vs sampling at equal counted FLOPs (sampling nMSE = FLOPs-per-sample / F, exact 1/N law):")
     for name, res in summary.items():
-        for row in res["flop_comparison"]:
-            print(f"  {name:6s} K={row['budget']:>5d} F={row['flops']:.2e}  kernel {row['kernel_nmse']:.2e}  "
-                  f"sampling {row['sampling_nmse_at_equal_flops']:.2e}  ratio {row['ratio_kernel_over_sampling']:.1f}")
+        for rows in _by_method(res).values():
+            for row in rows:
+                print(f"  {name:6s} {row['method']:8s} K={row['budget']:>5d} F={row['flops']:.2e}  "
+                      f"nMSE {row['nmse']:.2e} [{row['nmse_ci95'][0]:.2e}, {row['nmse_ci95'][1]:.2e}]  "
+                      f"sampling {row['sampling_nmse_at_equal_flops']:.2e}  ratio {row['ratio_over_sampling']:.2f}"
+                      f"{'  (CI below sampling)' if row['below_sampling'] else ''}")
     (RESULTS / "curves_summary.json").write_text(json.dumps(
         {k: {"slopes": {m: r.get("slope_vs_budget") for m, r in v["methods"].items()},
-             "flop_comparison": v["flop_comparison"], "truth": v["truth"],
+             "flop_comparison": v["flop_comparison"], "equal_flops_vs_sampling": _by_method(v),
+             "target_1e7_met_by": sorted({r["method"] for rows in _by_method(v).values() for r in rows
+                                         if r["flops"] >= 1e7 and r["below_sampling"]}),
+             "truth": v["truth"],
              "trivial_nmse": v["trivial_nmse"], "n_instances": v["n_instances"]}
          for k, v in summary.items()}, indent=1))
     return 0

@@ -17,7 +17,24 @@ evaluated by Clenshaw's recurrence in the operator ``T = u . x``:
 ``x_j He_alpha = He_{alpha + e_j} + alpha_j He_{alpha - e_j}``. Components of ``b_k`` above
 degree ``D' + k`` can never reach degree ``<= D'`` and are dropped, so the work arrays
 have degree ``<= D + D'``. Cost: ``O((D + D') n dim_{D+D'})`` FLOPs per factor, counted
-analytically from the gathers' valid entries.
+analytically from the gathers' valid entries. This is :meth:`HermiteProduct.project_clenshaw`,
+kept as the reference.
+
+Rotated line product (the default, :meth:`HermiteProduct.project`; same exact result, far
+cheaper for large ``n``). With the Householder reflection ``Q = I - 2 v v^T`` mapping
+``u`` to ``s e_1`` (``s = +-1``), ``y = Q x`` is again standard Gaussian and ``u . x = s y_1``.
+Degree-``k`` Wick powers are covariant under orthogonal maps, ``He^{(k)}(Q x) = Q^{(x)k}
+He^{(k)}(x)``, so the coefficients of ``g(Q y)`` are ``Q^{(x)k}`` applied to the symmetric
+tensor ``T_i = c_{alpha(i)} / multinom(alpha(i))``, one mode at a time (``4 k n^k`` FLOPs per
+degree ``k``). In ``y`` the factor touches only ``y_1``, and projection onto total degree
+``<= D'`` commutes with ``Q``, so for every ``alpha_rest`` (``|alpha_rest| = r``)
+``c'_{(b', rest)} = sum_b M_{b' b} c_{(b, rest)}`` with
+``M_{b' b} = sum_j a_j s^j E[He_b He_{b'} He_j] / b'!`` (the Hermite linearisation formula
+``E[He_b He_b' He_j] = b! b'! j! / ((t-b)! (t-b')! (t-j)!)``, ``2t = b + b' + j``), costing
+``2 (D - r + 1)(D' - r + 1)``; then ``Q`` is applied again. Per factor this is
+``O(D n^{max(D, D') + 1})`` instead of ``O((D + D') n dim_{D+D'})``: at ``n = 16``, ``D = 4``
+about ``2 x 10^6`` FLOPs instead of ``~10^9``. Equality with the Clenshaw route is tested
+(``tests/test_propagation_hermite_rotation.py``, 1e-12).
 
 Reference: the product rule is the Hermite three-term recurrence (e.g. Abramowitz and
 Stegun 22.7.14); the halfspace coefficients are derived in DESIGN.md section 4.
@@ -176,7 +193,43 @@ class HermiteProduct:
         raise NotImplementedError("HermiteProduct must be projected before reading its mass.")
 
     def project(self, degree: int, flops: FlopCounter) -> HermiteDensity:
-        """``P_{<= degree}(g h)`` exactly, by Clenshaw in ``T = u . x`` (see module docstring)."""
+        """``P_{<= degree}(g h)`` exactly, by the rotated line product (see module docstring).
+
+        Falls back to :meth:`project_clenshaw` when a full degree-``max(D, D')`` tensor would
+        exceed ``2^24`` entries.
+        """
+        g, D, Dp = self.density, self.density.degree, int(degree)
+        n, B = g.n, g.coefficients.shape[0]
+        M = max(D, Dp)
+        if n**M > 2**24:
+            return self.project_clenshaw(degree, flops)
+        tables = _rotation_tables(n, M)
+        u = np.broadcast_to(self.step.normal, (B, n)).astype(np.float64)
+        beta = np.broadcast_to(self.step.offset, (B,))
+        sgn = np.where(u[:, 0] >= 0.0, -1.0, 1.0)  # Q u = sgn e_1 with |u - sgn e_1| >= 1
+        w = u.copy()
+        w[:, 0] -= sgn
+        v = w / np.linalg.norm(w, axis=1, keepdims=True)
+        flops.add(5 * n, "hermite_rotate")
+        y = _householder_transform(g.coefficients, v, D, tables, flops)
+        a = halfspace_hermite_coefficients(beta, D + Dp) * sgn[:, None] ** np.arange(D + Dp + 1)
+        line_mat = _line_product_matrix(a, D, Dp)  # (B, Dp+1, D+1)
+        sel = tables.rest_degree <= min(D, Dp)
+        dim_in, dim_out = hermite_dimension(n, D), hermite_dimension(n, Dp)
+        lin = tables.line[sel, : D + 1]
+        lin = np.where((lin >= 0) & (lin < dim_in), lin, dim_in)
+        ypad = np.concatenate([y, np.zeros((B, 1))], axis=1)
+        prod = np.einsum("bpq,brq->brp", line_mat, ypad[:, lin])  # (B, R, Dp+1)
+        lout = tables.line[sel, : Dp + 1]
+        ok = (lout >= 0) & (lout < dim_out)
+        out = np.zeros((B, dim_out))
+        out[:, lout[ok]] = prod[:, ok]
+        r = tables.rest_degree[sel]
+        flops.add(float(np.sum(2 * (D - r + 1) * (Dp - r + 1))), "hermite_line")
+        return HermiteDensity(n, Dp, _householder_transform(out, v, Dp, tables, flops))
+
+    def project_clenshaw(self, degree: int, flops: FlopCounter) -> HermiteDensity:
+        """``P_{<= degree}(g h)`` exactly, by Clenshaw in ``T = u . x`` (the reference route)."""
         g, D, Dp = self.density, self.density.degree, degree
         u = np.broadcast_to(self.step.normal, (g.coefficients.shape[0], g.n))
         beta = np.broadcast_to(self.step.offset, (g.coefficients.shape[0],))
@@ -202,6 +255,112 @@ class HermiteProduct:
                 flops.add(2 * l2, "hermite_axpy")
             nxt2, nxt = nxt, cur
         return HermiteDensity(g.n, Dp, nxt[:, : basis.dim(Dp)])
+
+
+# -- the rotated ("Householder") exact product ------------------------------------------------
+
+
+class _RotationTables:
+    """Index tables linking graded multi-indices of degree ``<= M`` to full tensors in ``[n]^k``.
+
+    ``pos[k]`` (``(n^k,)``): graded index of the multi-index counted by each tensor position;
+    ``rep[k]`` (``(dim_k,)``): one tensor position per degree-``k`` multi-index;
+    ``multinom[k]`` (``(dim_k,)``): ``k! / alpha!``, the size of the orbit.
+    ``line[r_id, b]``: graded index of ``(b, alpha_rest)`` for each multi-index with
+    ``alpha_1 = 0`` (``r_id`` enumerates them), ``-1`` when ``b + |alpha_rest| > M``.
+    """
+
+    def __init__(self, n: int, M: int) -> None:
+        basis = _basis(n, M)
+        self.n, self.M = n, M
+        alpha = basis.alpha
+        deg = alpha.sum(axis=1)
+        radix = M + 1
+        keys = alpha @ (radix ** np.arange(n, dtype=np.int64))
+        self.pos, self.rep, self.multinom = [], [], []
+        for k in range(M + 1):
+            start, stop = hermite_dimension(n, k - 1), hermite_dimension(n, k)
+            if k == 0:
+                self.pos.append(np.zeros(1, dtype=np.int64))
+                self.rep.append(np.zeros(1, dtype=np.int64))
+                self.multinom.append(np.ones(1))
+                continue
+            idx = np.indices((n,) * k).reshape(k, -1)  # (k, n^k)
+            key = (radix ** idx).sum(axis=0)
+            order = np.argsort(keys[start:stop])
+            where = np.searchsorted(keys[start:stop], key, sorter=order)
+            loc = order[where]
+            self.pos.append(loc + start)
+            rep = np.empty(stop - start, dtype=np.int64)
+            rep[loc[::-1]] = np.arange(key.size)[::-1]
+            self.rep.append(rep)
+            fact = np.array([math.factorial(int(v)) for v in range(k + 1)])
+            self.multinom.append(math.factorial(k) / np.prod(fact[alpha[start:stop]], axis=1))
+        rest = np.flatnonzero(alpha[:, 0] == 0)
+        key_of = {int(kk): i for i, kk in enumerate(keys)}
+        self.line = np.full((rest.size, M + 1), -1, dtype=np.int64)
+        for r_id, a in enumerate(rest):
+            for b in range(M + 1 - int(deg[a])):
+                self.line[r_id, b] = key_of[int(keys[a]) + b]
+        self.rest_degree = deg[rest]
+
+
+@lru_cache(maxsize=8)
+def _rotation_tables(n: int, M: int) -> _RotationTables:
+    return _RotationTables(n, M)
+
+
+_ROTATION_MAX_ENTRIES = 2**21  # full-tensor entries per batch chunk (memory bound)
+
+
+def _householder_transform(c: np.ndarray, v: np.ndarray, degree: int, tables: _RotationTables,
+                           flops: FlopCounter) -> np.ndarray:
+    """Coefficients of ``g(Q x)`` for ``g = sum c_alpha He_alpha``, ``Q = I - 2 v v^T`` (``v`` unit rows).
+
+    Degree-``k`` Wick powers are covariant, ``He^{(k)}(Q x) = Q^{(x) k} He^{(k)}(x)``, so the
+    symmetric tensor ``T_i = c_{alpha(i)} / multinom(alpha(i))`` maps to ``Q^{(x) k} T``, applied
+    one mode at a time (``T <- T - 2 v (v . T)``, ``4 n^k`` FLOPs per mode).
+    """
+    n = tables.n
+    B = c.shape[0]
+    out = np.empty_like(c)
+    for k in range(degree + 1):
+        start, stop = hermite_dimension(n, k - 1), hermite_dimension(n, k)
+        if k == 0:
+            out[:, :1] = c[:, :1]
+            continue
+        size = n**k
+        chunk = max(1, _ROTATION_MAX_ENTRIES // size)
+        inv = 1.0 / tables.multinom[k]
+        for s in range(0, B, chunk):
+            T = (c[s : s + chunk, start:stop] * inv)[:, tables.pos[k] - start]  # (b, n^k)
+            b = T.shape[0]
+            vv = v[s : s + chunk]
+            for _ in range(k):
+                T = T.reshape(b, n, size // n)
+                proj = np.einsum("bi,bir->br", vv, T)
+                T -= 2.0 * vv[:, :, None] * proj[:, None, :]
+                T = np.ascontiguousarray(T.transpose(0, 2, 1))  # cycle the modes
+            out[s : s + chunk, start:stop] = T.reshape(b, size)[:, tables.rep[k]] * tables.multinom[k]
+        flops.add(4.0 * k * size + (stop - start) * 2, "hermite_rotate")
+    return out
+
+
+def _line_product_matrix(a: np.ndarray, D: int, Dp: int) -> np.ndarray:
+    """``M[., b', b] = E[He_b He_b' f] / b'!`` for ``f = sum_j a_j He_j`` (``a (B, D + Dp + 1)``).
+
+    Uses ``E[He_b He_b' He_j] = b! b'! j! / ((s-b)! (s-b')! (s-j)!)`` for ``b + b' + j = 2 s``
+    with ``s >= max(b, b', j)``, else 0 (the Hermite linearisation formula).
+    """
+    M = np.zeros((a.shape[0], Dp + 1, D + 1))
+    lf = [math.lgamma(k + 1.0) for k in range(2 * (D + Dp) + 2)]
+    for bp in range(Dp + 1):
+        for b in range(D + 1):
+            for j in range(abs(b - bp), b + bp + 1, 2):
+                s = (b + bp + j) // 2
+                w = math.exp(lf[b] + lf[j] - lf[s - b] - lf[s - bp] - lf[s - j])
+                M[:, bp, b] += w * a[:, j]
+    return M
 
 
 @register_deduction(HalfspaceStep, HermiteDensity)
