@@ -10,6 +10,8 @@ from lowprob.errors import InputValueError, UnavailableError
 from lowprob.lm_bridge.adapters.hf import HFAdapter
 from lowprob.lm_bridge.adapters.loading import load_hf, resolve_device
 
+pytestmark = pytest.mark.lm
+
 
 @pytest.mark.parametrize("make", [tiny_gpt2, tiny_neox], ids=["gpt2", "neox"])
 @pytest.mark.parametrize("n_layer", [1, 2])

@@ -18,6 +18,8 @@ from lowprob.lm_bridge.training import (
     write_model_card,
 )
 
+pytestmark = pytest.mark.lm
+
 
 def test_strip_roff():
     src = '.TH LS 1\n.SH NAME\nls \\- list \\fBdirectory\\fR contents\n.\\" comment\n.PP\nSort \\(lqentries\\(rq.'

@@ -11,6 +11,8 @@ import importlib.util
 import pytest
 import torch
 
+pytestmark = pytest.mark.lm
+
 HAS_TL = importlib.util.find_spec("transformer_lens") is not None
 
 

@@ -116,6 +116,7 @@ def test_zero_count_tokens_are_dropped_and_missing_counts_error(toy):
 
 
 @pytest.mark.slow
+@pytest.mark.lm
 def test_shipped_specs_are_reproducible():
     """Golden: rebuilding from the shipped tokenizer and counts gives the saved specs exactly."""
     from lowprob.lm_bridge.zoo import load_shipped_spec, shipped_corpus_counts, shipped_vocab

@@ -22,6 +22,8 @@ from lowprob.lm_bridge.ground_truth import (
     select_targets,
 )
 
+pytestmark = pytest.mark.lm
+
 V = 16
 
 
