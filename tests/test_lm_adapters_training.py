@@ -6,6 +6,7 @@ The saved directory must load through the safe HF loader and match the native fo
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from lowprob.lm_bridge.adapters.loading import file_hash, load_hf
