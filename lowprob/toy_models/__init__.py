@@ -9,6 +9,7 @@ from lowprob.toy_models.instance_stats import (
 )
 from lowprob.toy_models.oracle import OracleResult, exact_probabilities, exact_probability
 from lowprob.toy_models.orthant import orthant_probability, simplicial_cone_masses
+from lowprob.toy_models.random_mlp import RandomMLP
 
 __all__ = [
     "HalfspaceFactor",
@@ -16,6 +17,7 @@ __all__ = [
     "InstanceStats",
     "NaiveMonteCarlo",
     "OracleResult",
+    "RandomMLP",
     "SequentialMonteCarlo",
     "exact_probabilities",
     "exact_probability",
