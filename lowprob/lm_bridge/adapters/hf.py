@@ -82,7 +82,9 @@ class HFAdapter(ModelAdapter):
 
     Args:
         model: a ``GPT2LMHeadModel`` / ``GPTNeoXForCausalLM`` (or any CausalLM whose
-            ``config.model_type`` is in :data:`SUPPORTED_MODEL_TYPES`). It is put in eval mode.
+            ``config.model_type`` is in :data:`SUPPORTED_MODEL_TYPES`). It is put in eval mode and
+            its parameters are frozen (``requires_grad=False``): gradients are taken with respect
+            to inputs (one-hot tokens, embeddings, activations) only.
         tokenizer: optional ``tokenizers.Tokenizer`` for decoding token ids.
         name: a label for reports.
         model_hash: a content hash of the weights file (set by :func:`load_hf`).
@@ -100,7 +102,7 @@ class HFAdapter(ModelAdapter):
             )
         if not isinstance(model, nn.Module):
             raise InputTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-        self.model = model.eval()
+        self.model = model.eval().requires_grad_(False)  # gradients flow to inputs only
         self.tokenizer = tokenizer
         self.model_hash = model_hash
         self.name = name or getattr(config, "name_or_path", None) or model_type

@@ -48,7 +48,7 @@ class TransformerLensAdapter(ModelAdapter):
             raise UnavailableError(
                 f"positional_embedding_type {kind!r} is not supported (only 'standard' and 'rotary')."
             )
-        self.model = model.eval()
+        self.model = model.eval().requires_grad_(False)  # gradients flow to inputs only
         self.name = name or getattr(model.cfg, "model_name", "hooked-transformer")
         self.model_hash = model_hash
         self.tokenizer = getattr(model, "tokenizer", None)
