@@ -37,7 +37,7 @@ from lowprob.lm_bridge.problem import LMProblem, torch_generator
 
 __all__ = ["MHIS"]
 
-DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TEMPERATURE = 1.0  # tuned on the development families (docs/lm_methods.md)
 
 
 @register_lm_method("mhis")
