@@ -94,3 +94,20 @@ def test_shortest_accepting_vector_is_optimal():
     feas = np.all(cand @ P.numpy().T + c.numpy() >= 0, axis=1)
     if feas.any():
         assert np.linalg.norm(u) <= np.linalg.norm(cand[feas], axis=1).min() + 1e-6
+
+
+def test_cutting_planes_match_the_full_qp():
+    """The working-set QP returns the optimum of the QP over all constraints at once."""
+    import cvxpy as cp
+
+    from lowprob.lm_bridge.methods.qld import shortest_accepting_vector
+
+    rng = np.random.default_rng(7)
+    P = rng.standard_normal((600, 6))
+    u0 = rng.standard_normal(6) * 3
+    c = -(P @ u0) + rng.exponential(2.0, 600)
+    u, status = shortest_accepting_vector(torch.as_tensor(P), torch.as_tensor(c))
+    full = cp.Variable(6)
+    cp.Problem(cp.Minimize(cp.sum_squares(full)), [P @ full + c >= 0]).solve(solver=cp.CLARABEL)
+    assert status == "optimal"
+    np.testing.assert_allclose(u, full.value, atol=1e-6)

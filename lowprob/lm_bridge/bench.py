@@ -158,6 +158,7 @@ def run_bench(
                 estimate=est.value,
                 log_estimate=est.log_value if math.isfinite(est.log_value) else -math.inf,
                 std_error=est.std_error,
+                diagnostics={k: v for k, v in est.diagnostics.items() if k != "params"},
                 cost={"forward": est.cost.model_calls, "backward": est.cost.backward_calls,
                       "seconds": est.cost.seconds},
             )
