@@ -8,11 +8,11 @@ PYTEST := $(PY) -m pytest -n 2 --dist loadfile
 
 .PHONY: venv demo test test-slow lint dups clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,plot,lm,whestbench,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,plot,lm,whestbench,tl,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

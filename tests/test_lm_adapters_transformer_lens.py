@@ -24,7 +24,7 @@ def test_missing_transformer_lens_gives_install_command():
         TransformerLensAdapter(torch.nn.Linear(2, 2))
 
 
-@pytest.mark.skipif(not HAS_TL, reason="transformer_lens not installed (pip install transformer_lens)")
+@pytest.mark.skipif(not HAS_TL, reason='transformer_lens not installed (pip install "transformer_lens<4")')
 @pytest.mark.parametrize("pos", ["standard", "rotary"])
 def test_logits_equal_hooked_transformer(pos):
     from transformer_lens import HookedTransformer, HookedTransformerConfig

@@ -6,7 +6,8 @@ Mapping (TransformerLens names, Nanda & Bloom 2022): ``W_E = model.W_E`` ``(V, d
 ``final_norm = model.ln_final``, ``W_U = model.W_U`` ``(d, V)``, ``b_U = model.b_U``.
 The logits therefore equal ``model(tokens)[:, -1]``.
 
-Install with ``pip install transformer_lens``; nothing here imports it until an adapter is made.
+Install with ``pip install "transformer_lens<4"`` (TransformerLens 4.0 removed ``HookedTransformer``
+in favour of ``TransformerBridge``); nothing here imports it until an adapter is made.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from lowprob.lm_bridge.adapters.base import ModelAdapter
 
 __all__ = ["TransformerLensAdapter", "require_transformer_lens"]
 
-_INSTALL = "pip install transformer_lens"
+_INSTALL = 'pip install "transformer_lens<4"'
 
 
 def require_transformer_lens() -> Any:
@@ -32,6 +33,13 @@ def require_transformer_lens() -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             f"TransformerLensAdapter needs the optional package transformer_lens; install it with `{_INSTALL}`."
+        ) from exc
+    try:
+        transformer_lens.HookedTransformer  # noqa: B018 - removed in TransformerLens 4.0
+    except ImportError as exc:
+        raise ImportError(
+            "TransformerLensAdapter wraps HookedTransformer, which TransformerLens 4.0 removed; "
+            f"install a 3.x release with `{_INSTALL}`."
         ) from exc
     return transformer_lens
 
