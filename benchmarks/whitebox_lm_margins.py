@@ -30,6 +30,7 @@ from lowprob.lm_bridge.scoring import (
     DEV_FAMILIES,
     fit_log_affine,
     itakura_saito,
+    score_records,
     squared_log_error,
 )
 
@@ -81,7 +82,17 @@ def main() -> None:
         records = obj["records"]
         present = {r["method"] for r in records}
         losses = {m: per_target_losses(records, m, args.floor) for m in sorted(present)}
-        out = {}
+        scores = score_records(records, floor=args.floor)
+        print(f"{'method':11s} " + " ".join(f"{s + ' ' + k:>30s}" for s in ("dev", "heldout") for k in ("is_fit", "sle")))
+        for m in sorted(present):
+            cells = []
+            for split in ("dev", "heldout"):
+                for k in ("is_fit", "sle"):
+                    v = scores["by_split"][m][split].get(k, {})
+                    ci = v.get("ci95") or [math.nan, math.nan]
+                    cells.append(f"{v.get('mean', math.nan):9.3f} [{ci[0]:8.3f},{ci[1]:8.3f}]")
+            print(f"{m:11s} " + " ".join(f"{c:>30s}" for c in cells))
+        out: dict = {"scores_by_split": scores["by_split"], "fits": scores["fits"]}
         print(f"== {path} (model {obj.get('meta', {}).get('model')}, budget {obj.get('meta', {}).get('budget')})")
         print(f"{'A':>11s} vs {'B':<8s} {'split':8s} {'n':>3s}  {'fitted-IS margin [95% CI]':>34s}  {'SLE margin [95% CI]':>30s}")
         for a in args.methods:
