@@ -39,7 +39,7 @@ CONFIGS = {
     # hermite to total degree 4 (K = C(20, 4) = 4845 terms, 3.3e7 FLOPs) by the rotated line product
     "16x16": CurveConfig(
         d=16, m=16, instances=900, truth_samples=2**13,
-        budgets={"kernel": (1, 17), "hermite": (1, 17, 153, 969, 4845),
+        budgets={"kernel": (1, 17), "hermite": (1, 17, 153, 969, 4845, 20349),
                  "sampling": (10, 100, 1000, 10_000, 100_000)},
     ),
     "8x32": CurveConfig(
