@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--floor", type=float, default=DEFAULT_FLOOR)
     args = ap.parse_args()
     objs = [json.loads(Path(p).read_text()) for p in args.bench]
+    keep = [i for i, o in enumerate(objs) if "records" in o]  # skip earlier .margins.json outputs
+    args.bench, objs = [args.bench[i] for i in keep], [objs[i] for i in keep]
     merged = {"meta": objs[0].get("meta", {}), "records": [r for o in objs for r in o["records"]]}
     for path, obj in [(args.bench[0], merged)]:  # all inputs are merged (e.g. one file per family)
         records = obj["records"]
