@@ -36,7 +36,7 @@ LM_METHODS: Registry[Callable[..., Estimator]] = Registry("LM method")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_BUILTIN_PLUGIN_PACKAGES = ("lowprob.lm_bridge.methods",)
+_BUILTIN_PLUGIN_PACKAGES = ("lowprob.lm_bridge.methods", "lowprob.lm_bridge.whitebox")
 _loaded: set[str] = set()
 
 
