@@ -21,7 +21,7 @@ from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputTypeError
 from lowprob.estimate import Estimate
 from lowprob.lm_bridge.budget import CallBudget, CountedModel, check_batch_fits
-from lowprob.lm_bridge.problem import LMProblem
+from lowprob.lm_bridge.problem import LMProblem, torch_generator
 
 __all__ = ["LMMethodBase", "MethodResult", "sample_final_activations"]
 
@@ -86,6 +86,14 @@ class LMMethodBase:
         self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int
     ) -> MethodResult:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement _run")
+
+    def _sample_activations(
+        self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, n: int
+    ) -> torch.Tensor:
+        """``n`` (>= 2) sampled final activations ``(n, d)`` float64, for methods that fit them."""
+        check_batch_fits(n, 2, method=self.name)
+        gen = torch_generator(rng, problem.device)
+        return sample_final_activations(problem, model, n, self.batch_size, gen)
 
     @staticmethod
     def _batches(total: int, batch_size: int) -> list[int]:

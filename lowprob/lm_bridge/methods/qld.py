@@ -45,10 +45,10 @@ import numpy as np
 import torch
 
 from lowprob.errors import NumericalError, NumericalWarning
-from lowprob.lm_bridge.budget import CountedModel, check_batch_fits
-from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult, sample_final_activations
+from lowprob.lm_bridge.budget import CountedModel
+from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.registry import register_lm_method
-from lowprob.lm_bridge.problem import LMProblem, torch_generator
+from lowprob.lm_bridge.problem import LMProblem
 
 __all__ = [
     "QLDResult",
@@ -245,9 +245,7 @@ class QuadraticLogitDecomposition(LMMethodBase):
     def _run(
         self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int
     ) -> MethodResult:
-        check_batch_fits(budget, 2, method=self.name)
-        gen = torch_generator(rng, problem.device)
-        x = sample_final_activations(problem, model, budget, self.batch_size, gen)
+        x = self._sample_activations(problem, model, rng, budget)
         W_U, b_U = problem.unembedding64()
         res = qld_from_activations(x, W_U, b_U, problem.target, batch_size=self.batch_size)
         return MethodResult(
