@@ -185,6 +185,18 @@ def _stack_rows(rows: list[Any], xp: Any) -> Any:
     return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
 
 
+def _power_coefficients(
+    activation: str, m: Any, s: Any, order: int, power: int, backend: ArrayBackend, n_nodes: int
+) -> Any:
+    """``E[phi(m + s z)^power He_k(z)]``, ``k = 0..order``, ``power`` in {1, 2}; shape ``(order+1, n)``."""
+    act = check_activation(activation)
+    order = check_int("order", order, minimum=0)
+    if act != "relu":
+        return _gh_coefficients(act, m, s, order, power, backend, n_nodes)
+    orders = (order, 0) if power == 1 else (0, order)
+    return relu_coefficient_tables(m, s, *orders, backend=backend)[power - 1]
+
+
 def hermite_coefficients(
     activation: str,
     m: Any,
@@ -199,11 +211,7 @@ def hermite_coefficients(
     ReLU: closed form (module docstring); GELU/tanh: ``n_nodes``-point Gauss-Hermite.
     ``m``, ``s`` have shape ``(n,)`` and ``s > 0``.
     """
-    act = check_activation(activation)
-    order = check_int("order", order, minimum=0)
-    if act != "relu":
-        return _gh_coefficients(act, m, s, order, 1, backend, n_nodes)
-    return relu_coefficient_tables(m, s, order, 0, backend=backend)[0]
+    return _power_coefficients(activation, m, s, order, 1, backend, n_nodes)
 
 
 def square_hermite_coefficients(
@@ -216,11 +224,7 @@ def square_hermite_coefficients(
     n_nodes: int = 100,
 ) -> Any:
     """``b_k(i) = E[phi(m_i + s_i z)^2 He_k(z)]``, ``k = 0..order``; shape ``(order+1, n)``."""
-    act = check_activation(activation)
-    order = check_int("order", order, minimum=0)
-    if act != "relu":
-        return _gh_coefficients(act, m, s, order, 2, backend, n_nodes)
-    return relu_coefficient_tables(m, s, 0, order, backend=backend)[1]
+    return _power_coefficients(activation, m, s, order, 2, backend, n_nodes)
 
 
 def third_moment(
