@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from scipy.special import log_ndtr, logsumexp
@@ -103,22 +104,28 @@ def sample_covariance(
     return m, S, L
 
 
-def _gaussian_log_danger(A: np.ndarray, c: np.ndarray, m: np.ndarray, L: np.ndarray) -> np.ndarray:
-    mu = A @ m + c
-    sd = np.linalg.norm(A @ L, axis=1)
+def log_normal_le_zero(mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``log P[N(mu, sd^2) <= 0] = log Phi(-mu / sd)`` elementwise; ``sd = 0`` gives 0 or -inf."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(sd > 0, -mu / np.where(sd > 0, sd, 1.0), np.where(mu <= 0, np.inf, -np.inf))
     return log_ndtr(z)
 
 
+def _gaussian_log_danger(A: np.ndarray, c: np.ndarray, m: np.ndarray, L: np.ndarray) -> np.ndarray:
+    return log_normal_le_zero(A @ m + c, np.linalg.norm(A @ L, axis=1))
+
+
+_S = TypeVar("_S", bound="_SampleModel")
+
+
 @dataclass(frozen=True, eq=False)
-class EmpiricalModel:
-    """The empirical law of ``x`` ``(n, d)`` (equal weights)."""
+class _SampleModel:
+    """Shared body of the sample-based models: samples ``x`` ``(n, d)`` and the gap-Gaussian danger."""
 
     x: np.ndarray
 
     @classmethod
-    def fit(cls, x: object) -> EmpiricalModel:
+    def fit(cls: type[_S], x: object) -> _S:
         return cls(_check_samples(x))
 
     @property
@@ -127,10 +134,12 @@ class EmpiricalModel:
 
     def log_danger(self, A: np.ndarray, c: np.ndarray) -> np.ndarray:
         g = self.x @ A.T + c  # (n, K)
-        mu, sd = g.mean(0), g.std(0, ddof=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(sd > 0, -mu / np.where(sd > 0, sd, 1.0), np.where(mu <= 0, np.inf, -np.inf))
-        return log_ndtr(z)
+        return log_normal_le_zero(g.mean(0), g.std(0, ddof=1))
+
+
+@dataclass(frozen=True, eq=False)
+class EmpiricalModel(_SampleModel):
+    """The empirical law of ``x`` ``(n, d)`` (equal weights)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -280,18 +289,5 @@ class GaussianMixtureModel:
 
 
 @dataclass(frozen=True, eq=False)
-class ProductModel:
+class ProductModel(_SampleModel):
     """QLD's product model of the samples ``x`` ``(n, d)`` (probability in :mod:`.polytope`)."""
-
-    x: np.ndarray
-
-    @classmethod
-    def fit(cls, x: object) -> ProductModel:
-        return cls(_check_samples(x))
-
-    @property
-    def d(self) -> int:
-        return int(self.x.shape[1])
-
-    def log_danger(self, A: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return EmpiricalModel(self.x).log_danger(A, c)

@@ -45,6 +45,7 @@ from lowprob.lm_bridge.whitebox.activation_models import (
     GaussianMixtureModel,
     GaussianModel,
     ProductModel,
+    log_normal_le_zero,
 )
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
 from lowprob.propagation.flops import FlopCounter
@@ -119,8 +120,7 @@ def sequential_danger_order(
     log_mass = 0.0
     for _ in range(Kmax):
         sd = np.sqrt(np.maximum(var, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ld = log_ndtr(np.where(sd > 0, -mu / np.where(sd > 0, sd, 1.0), np.where(mu <= 0, np.inf, -np.inf)))
+        ld = log_normal_le_zero(mu, sd)
         ld[used] = -np.inf
         k = int(np.argmax(ld))  # first maximum: lowest token id among ties
         if ld[k] < log_tol:
