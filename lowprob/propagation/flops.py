@@ -2,8 +2,8 @@
 
 Every deduction/projection rule reports the floating-point operations it performs,
 counted *analytically from the operations it executes* (not measured by hardware
-counters): a multiply, an add, a compare and a fused multiply-add each count as one
-FLOP per scalar (an FMA counts as two), a dense ``(a, b) @ (b, c)`` product counts
+counters): a multiply, an add and a compare each count as one FLOP per scalar, a fused
+multiply-add as two, a dense ``(a, b) @ (b, c)`` product counts
 ``2 a b c``, a gather/copy/index operation counts zero. Random-number generation is
 *not* counted (this favours sampling, the conservative choice when comparing against
 it). Instance-independent precomputation (basis tables, quadrature rules) is counted

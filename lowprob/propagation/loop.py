@@ -4,7 +4,8 @@ Forward: the activation model ``M_i`` is deduced exactly through step ``i`` and 
 projected back onto at most ``K`` terms, chosen with the claim model ``C_i`` of the state
 after step ``i``; at the end the loop reads off ``E_M[1]`` (the total mass of the
 unnormalised density, which is ``p`` once the event has been absorbed as the last
-factor). Backward: ``C_{i-1} = pullback(C_i, step_i)`` (:mod:`lowprob.propagation.claims`).
+factor). Backward: ``C_{i-1} = pullback(C_i, step_i)`` (:func:`backward_claims`, rules in
+:mod:`lowprob.sketching.pullback`).
 
 The loop knows nothing about half-spaces or harmonics. A propagation scheme is
 
@@ -155,7 +156,7 @@ def propagate(
         initial: ``M_0``, the representation of the input distribution.
         steps: ``L_1..L_n``.
         projector: chooses at most ``budget`` terms given the claims ``C_i``.
-        claims: ``[C_1, ..., C_n]`` (e.g. from :func:`~lowprob.propagation.claims.backward_claims`).
+        claims: ``[C_1, ..., C_n]`` (e.g. from :func:`backward_claims`).
         budget: ``K``, the number of terms kept after each projection.
         flops: optional counter (pre-filled with precomputation); a new one by default.
 
