@@ -46,12 +46,12 @@ import torch
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
-from lowprob.lm_bridge.budget import CountedModel, OnehotGradient, check_batch_fits
-from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult, sample_final_activations
+from lowprob.lm_bridge.budget import CountedModel, OnehotGradient
+from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.itgis import ITGIS
 from lowprob.lm_bridge.methods.qld import shortest_accepting_vector
 from lowprob.lm_bridge.methods.registry import register_lm_method
-from lowprob.lm_bridge.problem import LMProblem, torch_generator
+from lowprob.lm_bridge.problem import LMProblem
 from lowprob.lm_bridge.whitebox.activation_models import GaussianMixtureModel, GaussianModel
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
 from lowprob.lm_bridge.whitebox.polytope import (
@@ -78,10 +78,7 @@ class _WhiteboxBase(LMMethodBase):
         self.regularization = _check_positive("regularization", regularization)
 
     def _activations(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> np.ndarray:
-        check_batch_fits(budget, 2, method=self.name)
-        gen = torch_generator(rng, problem.device)
-        x = sample_final_activations(problem, model, budget, self.batch_size, gen)
-        return x.cpu().numpy()
+        return self._sample_activations(problem, model, rng, budget).cpu().numpy()
 
     def _result(self, est: PolytopeEstimate, n: int) -> MethodResult:
         p = est.probability
@@ -246,8 +243,7 @@ class WhiteboxITGIS(LMMethodBase):
                 f"budget={budget!r} leaves {n_is} calls after fitting ({n_fit}); wb-itgis needs at least "
                 f"one ITGIS batch of {self.batch_size}. Pass a larger budget or a smaller batch_size."
             )
-        gen = torch_generator(rng, problem.device)
-        x = sample_final_activations(problem, model, n_fit, self.batch_size, gen).cpu().numpy()
+        x = self._sample_activations(problem, model, rng, n_fit).cpu().numpy()
         layer = FinalLayer.from_problem(problem)
         gm = GaussianModel.fit(x, regularization=self.regularization)
         u, dist, status = dominating_direction(gm, layer)
