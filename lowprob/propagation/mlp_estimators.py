@@ -28,6 +28,7 @@ costs. A budget below one layer's (or one sample's) cost raises
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,16 +213,16 @@ def _tail_log_prob(threshold: float, m: float, var: float, third: float | None) 
     return float(special.log_ndtr(-t))
 
 
-class _Propagation:
+class _Propagation(abc.ABC):
     """Shared ``estimate`` for deterministic propagation methods."""
 
     name = "propagation"
 
-    def _flops_per_layer(self, mlp: RandomMLP) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError(type(self).__name__)
+    @abc.abstractmethod
+    def _flops_per_layer(self, mlp: RandomMLP) -> int: ...
 
-    def _propagate(self, mlp: RandomMLP) -> tuple[np.ndarray, CumulantState]:  # pragma: no cover
-        raise NotImplementedError(type(self).__name__)
+    @abc.abstractmethod
+    def _propagate(self, mlp: RandomMLP) -> tuple[np.ndarray, CumulantState]: ...
 
     def cost_flops(self, mlp: RandomMLP) -> int:
         """Counted FLOPs of a full run on ``mlp``."""

@@ -28,6 +28,7 @@ is what :mod:`lowprob.propagation.curves` uses.
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +92,7 @@ class BatchResult:
 
 
 @dataclass
-class ToyPropagationEstimator:
+class ToyPropagationEstimator(abc.ABC):
     """Base class: a representation + projector run through the generic loop."""
 
     name: str = "propagation"
@@ -99,11 +100,11 @@ class ToyPropagationEstimator:
     tile: int = 512
 
     # -- to supply -----------------------------------------------------------------------
-    def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> Any:
-        raise NotImplementedError(type(self).__name__)
+    @abc.abstractmethod
+    def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> Any: ...
 
-    def _projector(self) -> Any:
-        raise NotImplementedError(type(self).__name__)
+    @abc.abstractmethod
+    def _projector(self) -> Any: ...
 
     def _check_problem(self, toy: HalfspaceToy) -> None:
         return None
