@@ -19,7 +19,6 @@ from lowprob.errors import (
     BudgetError,
     InputTypeError,
     InputValueError,
-    LowprobError,
     NumericalError,
 )
 from lowprob.estimate import Estimate
@@ -200,9 +199,17 @@ def test_methods_reject_bad_budget_and_seed(adapter, spec, name):
 
 
 def test_bad_hyperparameters_raise_lowprob_errors():
-    for kwargs in ({"temperature": 0.0}, {"temperature": float("nan")}, {"decay": 1.0}, {"batch_size": 0}):
-        with pytest.raises((ValueError, LowprobError)):
-            make_lm_method("itgis", **kwargs)
+    cases = [
+        ("itgis", {"temperature": 0.0}),
+        ("itgis", {"temperature": float("nan")}),
+        ("itgis", {"decay": 1.0}),
+        ("itgis", {"batch_size": 0}),
+        ("mhis", {"temperature": -1.0}),
+        ("mhis", {"burn_in_fraction": 1.0}),
+    ]
+    for name, kwargs in cases:
+        with pytest.raises(InputValueError, match=next(iter(kwargs))):
+            make_lm_method(name, **kwargs)
 
 
 # -- GLD / QLD on explicit activations -----------------------------------------------------

@@ -23,6 +23,7 @@ import math
 import numpy as np
 import torch
 
+from lowprob.errors import InputValueError
 from lowprob.lm_bridge.budget import CountedModel
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.registry import register_lm_method
@@ -54,9 +55,9 @@ class ITGIS(LMMethodBase):
     def __init__(self, *, temperature: float = DEFAULT_TEMPERATURE, batch_size: int = 256, decay: float = 0.9) -> None:
         super().__init__(batch_size=batch_size)
         if not (isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite positive number, got {temperature!r}.")
+            raise InputValueError(f"temperature must be a finite positive number, got {temperature!r}.")
         if not (isinstance(decay, int | float) and 0 <= decay < 1):
-            raise ValueError(f"decay must be in [0, 1), got {decay!r}.")
+            raise InputValueError(f"decay must be in [0, 1), got {decay!r}.")
         self.temperature = float(temperature)
         self.decay = float(decay)
 

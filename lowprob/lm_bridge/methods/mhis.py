@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from lowprob.errors import BudgetError
+from lowprob.errors import BudgetError, InputValueError
 from lowprob.lm_bridge.budget import CountedModel
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.registry import register_lm_method
@@ -49,9 +49,9 @@ class MHIS(LMMethodBase):
     ) -> None:
         super().__init__(batch_size=batch_size)
         if not (isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite positive number, got {temperature!r}.")
+            raise InputValueError(f"temperature must be a finite positive number, got {temperature!r}.")
         if not (isinstance(burn_in_fraction, int | float) and 0 <= burn_in_fraction < 1):
-            raise ValueError(f"burn_in_fraction must be in [0, 1), got {burn_in_fraction!r}.")
+            raise InputValueError(f"burn_in_fraction must be in [0, 1), got {burn_in_fraction!r}.")
         self.temperature = float(temperature)
         self.burn_in_fraction = float(burn_in_fraction)
 
