@@ -22,7 +22,6 @@ from math import gamma, pi
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
-from scipy.special import roots_legendre
 
 from lowprob._validation import (
     as_generator,
@@ -32,6 +31,7 @@ from lowprob._validation import (
 )
 from lowprob.errors import InputValueError, NumericalError
 from lowprob.sketching.sphere_quadrature import sphere_quadrature
+from lowprob.toy_models.orthant import _duffy_simplex_rule
 
 __all__ = [
     "GaussianMixture",
@@ -178,26 +178,12 @@ class SphericalCone(Measure):
         return cls(as_generator(seed).standard_normal((n, n)), order=order)
 
     def _build(self) -> None:
-        n, q = self.dim, self.order
-        x, w = roots_legendre(q)
-        xi, wx = 0.5 * (x + 1), 0.5 * w
-        grids = np.meshgrid(*([xi] * (n - 1)), indexing="ij")
-        wgrid = np.prod(np.meshgrid(*([wx] * (n - 1)), indexing="ij"), axis=0).reshape(-1)
-        xs = [g.reshape(-1) for g in grids]
-        U = np.empty((xs[0].size, n))
-        rest = np.ones_like(xs[0])
-        for i in range(n - 1):
-            U[:, i] = rest * xs[i]
-            rest = rest * (1 - xs[i])
-        U[:, n - 1] = rest
-        # Duffy Jacobian: prod_{i=1}^{n-1} (1 - xi_i)^{n-1-i}
-        jac = np.ones_like(xs[0])
-        for i in range(n - 1):
-            jac *= (1 - xs[i]) ** (n - 2 - i)
+        n = self.dim
+        U, w = _duffy_simplex_rule(n, self.order)
         Y = U @ self.rays.T
         r = np.linalg.norm(Y, axis=1)
         c = gamma(n / 2) / (2 * pi ** (n / 2))
-        wt = c * abs(np.linalg.det(self.rays)) * wgrid * jac * r ** (-n)
+        wt = c * abs(np.linalg.det(self.rays)) * w * r ** (-n)
         self._mass = float(wt.sum())
         self._quad = WeightedPoints(Y / r[:, None], wt / wt.sum(), on_sphere=True)
 

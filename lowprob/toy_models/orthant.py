@@ -61,12 +61,12 @@ _RULES = {4: (12, 20)}  # (n_lo, n_hi) Gauss–Legendre points per axis
 
 
 @lru_cache(maxsize=16)
-def _duffy_rule(dim: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quadratic features of simplex nodes and weights for ``integral_Delta f(u) du``.
-
-    Returns ``(F, w)``: ``F`` is ``(dim (dim+1)/2, n^(dim-1))`` with rows ``u_i u_j`` (``i <= j``,
-    off-diagonal rows doubled) so that ``u^T G u = vech(G) @ F``; ``w`` are the product
-    Gauss–Legendre weights times the Duffy Jacobian (they sum to ``1/(dim-1)!``).
+def _duffy_simplex_rule(dim: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes ``u`` (``(n^(dim-1), dim)``, on the standard simplex) and weights ``w`` for
+    ``integral_Delta f(u) du ~= sum_k w_k f(u_k)``: the tensor Gauss–Legendre rule with ``n``
+    points per axis on ``[0,1]^(dim-1)``, mapped by the collapsed (Duffy) coordinates and
+    multiplied by their Jacobian (the weights sum to ``1/(dim-1)!``). Cached; read-only arrays.
+    Also the reference rule of :class:`lowprob.sketching.measures.SphericalCone`.
     """
     x, wx = np.polynomial.legendre.leggauss(n)
     y = 0.5 * (x + 1.0)
@@ -84,9 +84,24 @@ def _duffy_rule(dim: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     jac = np.ones(ys.shape[0])
     for j in range(k):
         jac *= (1.0 - ys[:, j]) ** (k - 1 - j)
+    w = ws * jac
+    u.setflags(write=False)
+    w.setflags(write=False)
+    return u, w
+
+
+@lru_cache(maxsize=16)
+def _duffy_rule(dim: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quadratic features of simplex nodes and weights for ``integral_Delta f(u) du``.
+
+    Returns ``(F, w)``: ``F`` is ``(dim (dim+1)/2, n^(dim-1))`` with rows ``u_i u_j`` (``i <= j``,
+    off-diagonal rows doubled) so that ``u^T G u = vech(G) @ F``; ``w`` are the weights of
+    :func:`_duffy_simplex_rule`.
+    """
+    u, w = _duffy_simplex_rule(dim, n)
     iu = np.triu_indices(dim)
     F = u[:, iu[0]] * u[:, iu[1]] * np.where(iu[0] == iu[1], 1.0, 2.0)
-    return np.ascontiguousarray(F.T), ws * jac
+    return np.ascontiguousarray(F.T), w
 
 
 def _constant(d: int) -> float:
