@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from lowprob.errors import BudgetError, InputValueError, UnavailableError
+from lowprob.errors import BudgetError, InputTypeError, InputValueError, UnavailableError
 from lowprob.propagation.cumulants import (
     CumulantState,
     input_state,
@@ -262,3 +262,15 @@ def test_budget_too_small():
         MLPTailProblem(mlp, 1.0, neuron=16)
     with pytest.raises(InputValueError, match="threshold"):
         MLPTailProblem(mlp, float("nan"))
+
+
+def test_bad_seed_and_activation():
+    mlp = RandomMLP.sample(8, 2, seed=0)
+    for est in (MonteCarloMLP(), CumulantPropagation(2)):
+        for seed in ("x", 1.5):
+            with pytest.raises(InputTypeError, match="seed"):
+                est.estimate_means(mlp, 10**9, seed=seed)
+    with pytest.raises(InputValueError, match="activation 'swish'"):
+        nonlinear_step(input_state(4, 2), "swish")
+    with pytest.raises(InputValueError, match="activation 'swish'"):
+        hermite_coefficients("swish", np.zeros(2), np.ones(2), 2)
