@@ -50,6 +50,9 @@ def test_picks_richest_variant_that_fits_and_rejects_tiny_budgets():
         est.plan(32, 4, 10)
     with pytest.raises(InputValueError, match="variant"):
         KpropEstimator(variants=("kprop9",))
+    for frac in (0.0, 1.5, float("nan")):
+        with pytest.raises(InputValueError, match="budget_fraction"):
+            KpropEstimator(budget_fraction=frac)
 
 
 def test_scored_by_whestbench_scorer_without_failures():
