@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from lowprob.errors import BudgetError, InputTypeError
+from lowprob.errors import BudgetError, InputTypeError, InputValueError
 from lowprob.testing import EstimatorContract, Tolerance, check_agrees_with_oracle
 from lowprob.toy_models import HalfspaceToy
 from lowprob.toy_models.baselines import NaiveMonteCarlo, SequentialMonteCarlo
@@ -110,3 +110,15 @@ def test_smc_unbiased_and_error_bars_cover():
     ses = np.array([e.std_error for e in ests])
     assert abs(vals.mean() - truth) <= 4 * vals.std(ddof=1) / math.sqrt(len(vals))
     assert np.mean(np.abs(vals - truth) <= 2 * ses) >= 0.75
+
+
+@pytest.mark.parametrize("estimator", [NaiveMonteCarlo(), SequentialMonteCarlo()])
+def test_bad_weights_rejected(estimator):
+    """NaN / inf weights and wrong shapes raise before any sampling (issue 2, "Bad input")."""
+    for W, match in [
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), "NaN or infinite"),
+        (np.array([[1.0, np.inf], [0.0, 1.0]]), "NaN or infinite"),
+        (np.ones(4), "2-dimensional"),
+    ]:
+        with pytest.raises(InputValueError, match=match):
+            estimator.estimate(W, 10_000, seed=0)
