@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
         bootstrap=check_int("--bootstrap", args.bootstrap, minimum=10),
         truth_samples=check_int("--truth-samples", args.truth_samples, minimum=1),
     )
-    result = run_curves(cfg, show_progress=False if args.no_progress else True)
+    result = run_curves(cfg, show_progress=not args.no_progress)
     jp, pp = write_results(result, args.out, args.stem)
     print(f"trivial estimator nMSE = {result['trivial_nmse']:.3e}; truth: {result['truth']}")
     for row in result["flop_comparison"]:
