@@ -14,12 +14,12 @@ have shapes ``(d, V)`` / ``(V,)`` matching the adapter's ``vocab_size``.
 from __future__ import annotations
 
 import itertools
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from lowprob._validation import check_int
 from lowprob.errors import InputTypeError, InputValueError, UnavailableError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.distributions import TokenSpec
@@ -61,9 +61,7 @@ class LMProblem:
                 f"spec must be a TokenSpec, got {type(self.spec).__name__}; load one with TokenSpec.load(path)."
             )
         V = int(self.adapter.vocab_size)
-        if isinstance(self.target, bool) or not isinstance(self.target, numbers.Integral | np.integer):
-            raise InputTypeError(f"target must be an integer token id, got {self.target!r}.")
-        target = int(self.target)
+        target = check_int("target", self.target)
         if not 0 <= target < V:
             raise InputValueError(
                 f"target={target!r} is outside the vocabulary of size {V!r}; pass a token id in [0, {V - 1}]."

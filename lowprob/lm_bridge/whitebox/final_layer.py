@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from lowprob._validation import check_finite_array, check_int
-from lowprob.errors import InputTypeError, InputValueError
+from lowprob.errors import InputValueError
 
 __all__ = ["FinalLayer", "danger_order"]
 
@@ -59,9 +59,7 @@ class FinalLayer:
                 f"b_U has shape {b.shape!r} but W_U has V={V} columns (shape {W.shape!r}); "
                 "the vocabulary and the unembedding disagree. Pass b_U of shape (V,)."
             )
-        if isinstance(self.target, bool) or not isinstance(self.target, (int, np.integer)):
-            raise InputTypeError(f"target must be an integer token id, got {self.target!r}.")
-        t = int(self.target)
+        t = check_int("target", self.target)
         if not 0 <= t < V:
             raise InputValueError(f"target={t!r} is outside the vocabulary [0, {V}); pass a valid token id.")
         W.setflags(write=False)
