@@ -19,7 +19,7 @@ import numpy as np
 
 from lowprob.errors import InputValueError
 
-__all__ = ["Cost", "Estimate", "Estimator", "stopwatch"]
+__all__ = ["Cost", "Estimate", "Estimator", "json_default", "stopwatch"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,15 @@ class Estimate:
             "cost": self.cost.to_dict(),
             "diagnostics": _jsonable(dict(self.diagnostics)),
         }
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: numpy scalars and arrays become Python values."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -34,6 +34,7 @@ import numpy as np
 from lowprob._progress import progress
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputValueError
+from lowprob.estimate import json_default
 from lowprob.toy_models.instance_stats import instance_statistics, wendel_feasibility_probability
 from lowprob.toy_models.registry import get_toy_estimator
 
@@ -418,17 +419,9 @@ def write_results(result: dict[str, Any], out: str | Path, stem: str = "curves")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jp, pp = out / f"{stem}.json", out / f"{stem}.png"
-    jp.write_text(json.dumps(result, indent=1, default=_json_default))
+    jp.write_text(json.dumps(result, indent=1, default=json_default))
     plot_curves(result, pp)
     return jp, pp
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 def parse_budgets(spec: Sequence[str]) -> dict[str, tuple[int, ...]]:
