@@ -349,13 +349,17 @@ class QuadratureSketch(_PointSketch):
         max_weight: float | None = None,
     ) -> list[QuadratureSketch]:
         """Sketches for several ``K`` sharing one greedy/herding run (selection is sequential, so
-        the first ``K`` points of a ``max(Ks)`` run are exactly the ``K``-point selection)."""
+        the first ``K`` points of a ``max(Ks)`` run are exactly the ``K``-point selection).
+
+        Each sketch's ``cost.seconds`` includes the shared selection run, which it needed."""
         Ks = [check_int("K", K, minimum=1) for K in Ks]
         first = cls(target, claims, max(Ks), points=points, weights="uniform", n_candidates=n_candidates, seed=seed, degree=degree)
         C = first._candidates
         out = []
         for K in Ks:
-            out.append(cls(target, claims, K, points=points, weights=weights, candidates=C, degree=degree, max_weight=max_weight, _order=(first._idx, first._z)))
+            sk = cls(target, claims, K, points=points, weights=weights, candidates=C, degree=degree, max_weight=max_weight, _order=(first._idx, first._z))
+            sk.cost = sk.cost + Cost(seconds=first.cost.seconds)
+            out.append(sk)
         return out
 
 
