@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from lowprob._progress import progress
 from lowprob.errors import InputValueError, UnavailableError
+from lowprob.estimate import stopwatch
 from lowprob.toy_models.halfspace import HalfspaceToy
 
 __all__ = ["load_weights", "register"]
@@ -169,9 +169,9 @@ def _cmd_exact(args: argparse.Namespace) -> int:
     seeds = range(args.seed, args.seed + args.instances)
     for s in progress(seeds, total=args.instances, desc="exact", enabled=None if args.instances > 1 else False):
         toy = _instance(args, s)
-        t0 = time.perf_counter()
-        r = exact_probability(toy)
-        results.append((s, toy, r, time.perf_counter() - t0))
+        with stopwatch() as t:
+            r = exact_probability(toy)
+        results.append((s, toy, r, t[0]))
     if args.instances == 1:
         s, toy, r, dt = results[0]
         record = {"d": toy.d, "m": toy.m, "seed": None if args.weights else s,
