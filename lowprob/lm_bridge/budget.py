@@ -175,19 +175,25 @@ class CountedModel:
         Costs ``B`` forwards and ``B`` backwards.
         """
 
-        def run() -> tuple[torch.Tensor, OnehotGradient]:
-            a = self.adapter
-            with torch.enable_grad():
-                if _default_onehot(a):
-                    emb = (a.W_E.detach()[tokens]).requires_grad_(True)
-                    x = a.final_activation_from_embeddings(emb + a.positional(tokens.shape[-1]))
-                    logits = a.logits_from_final(x)
-                    (grad,) = torch.autograd.grad(logits[:, target].sum(), emb)
-                    return logits.detach(), OnehotGradient(grad.detach(), a.W_E.detach().T)
-                onehot = torch.nn.functional.one_hot(tokens, a.vocab_size).to(a.dtype)
-                onehot.requires_grad_(True)
-                logits = a.logits_from_final(a.final_activation_from_embeddings(a.embed_onehot(onehot)))
-                (grad,) = torch.autograd.grad(logits[:, target].sum(), onehot)
-                return logits.detach(), OnehotGradient(grad.detach(), None)
+        return self._charged(
+            tokens, True, lambda: self._onehot_grad(tokens, lambda x, logits: logits[:, target])
+        )  # type: ignore[return-value]
 
-        return self._charged(tokens, True, run)  # type: ignore[return-value]
+    def _onehot_grad(
+        self, tokens: torch.Tensor, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> tuple[torch.Tensor, OnehotGradient]:
+        """Logits and the one-hot gradient of ``sum_b score(x, logits)[b]`` (uncharged)."""
+        a = self.adapter
+        with torch.enable_grad():
+            if _default_onehot(a):
+                emb = (a.W_E.detach()[tokens]).requires_grad_(True)
+                x = a.final_activation_from_embeddings(emb + a.positional(tokens.shape[-1]))
+                logits = a.logits_from_final(x)
+                (grad,) = torch.autograd.grad(score(x, logits).sum(), emb)
+                return logits.detach(), OnehotGradient(grad.detach(), a.W_E.detach().T)
+            onehot = torch.nn.functional.one_hot(tokens, a.vocab_size).to(a.dtype)
+            onehot.requires_grad_(True)
+            x = a.final_activation_from_embeddings(a.embed_onehot(onehot))
+            logits = a.logits_from_final(x)
+            (grad,) = torch.autograd.grad(score(x, logits).sum(), onehot)
+            return logits.detach(), OnehotGradient(grad.detach(), None)

@@ -45,7 +45,6 @@ import torch
 
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
-from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.budget import CountedModel, OnehotGradient
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.itgis import ITGIS
@@ -197,20 +196,9 @@ class ScoreGradientModel(CountedModel):
         self.u = torch.as_tensor(u, dtype=base.adapter.dtype, device=base.adapter.device)
 
     def logits_and_grad(self, tokens: torch.Tensor, target: int) -> tuple[torch.Tensor, OnehotGradient]:
-        def run() -> tuple[torch.Tensor, OnehotGradient]:
-            a = self.adapter
-            with torch.enable_grad():
-                if type(a).embed_onehot is ModelAdapter.embed_onehot:
-                    emb = (a.W_E.detach()[tokens]).requires_grad_(True)
-                    x = a.final_activation_from_embeddings(emb + a.positional(tokens.shape[-1]))
-                    (grad,) = torch.autograd.grad((x @ self.u).sum(), emb)
-                    return a.logits_from_final(x.detach()), OnehotGradient(grad.detach(), a.W_E.detach().T)
-                onehot = torch.nn.functional.one_hot(tokens, a.vocab_size).to(a.dtype).requires_grad_(True)
-                x = a.final_activation_from_embeddings(a.embed_onehot(onehot))
-                (grad,) = torch.autograd.grad((x @ self.u).sum(), onehot)
-                return a.logits_from_final(x.detach()), OnehotGradient(grad.detach(), None)
-
-        return self._charged(tokens, True, run)  # type: ignore[return-value]
+        return self._charged(
+            tokens, True, lambda: self._onehot_grad(tokens, lambda x, logits: x @ self.u)
+        )  # type: ignore[return-value]
 
 
 @register_lm_method("wb-itgis")
