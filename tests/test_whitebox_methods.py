@@ -7,7 +7,7 @@ import math
 import pytest
 
 import lowprob.lm_bridge.whitebox.methods  # noqa: F401  (registers the methods)
-from lowprob.errors import InputValueError
+from lowprob.errors import BudgetError, InputValueError
 from lowprob.estimate import Estimate
 from lowprob.lm_bridge.methods import LM_METHODS, make_lm_method
 from lowprob.lm_bridge.problem import LMProblem
@@ -56,6 +56,15 @@ def test_wb_itgis_budget_and_reproducible(problem):
     assert again.log_value == est.log_value
     with pytest.raises(InputValueError, match="fit_fraction"):
         make_lm_method("wb-itgis", fit_fraction=1.5)
+
+
+@pytest.mark.parametrize("name", (*NAMES, "wb-itgis"))
+def test_budget_smaller_than_one_batch_raises(problem, name):
+    """Budget below one batch (or, for wb-itgis, below fit + one ITGIS batch): BudgetError, no call."""
+    method = make_lm_method(name)
+    budget = method.batch_size - 1 if name != "wb-itgis" else method.batch_size + 2
+    with pytest.raises(BudgetError, match=r"budget"):
+        method.estimate(problem, budget, seed=0)
 
 
 def test_score_gradient_with_target_column_equals_logit_gradient(problem):

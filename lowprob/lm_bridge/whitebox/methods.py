@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from lowprob._validation import check_int
-from lowprob.errors import InputValueError
+from lowprob.errors import BudgetError, InputValueError
 from lowprob.lm_bridge.budget import CountedModel, OnehotGradient
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.itgis import ITGIS
@@ -227,7 +227,7 @@ class WhiteboxITGIS(LMMethodBase):
         n_fit = max(2, int(self.fit_fraction * budget))
         n_is = budget - n_fit
         if n_is < self.batch_size:
-            raise InputValueError(
+            raise BudgetError(
                 f"budget={budget!r} leaves {n_is} calls after fitting ({n_fit}); wb-itgis needs at least "
                 f"one ITGIS batch of {self.batch_size}. Pass a larger budget or a smaller batch_size."
             )
