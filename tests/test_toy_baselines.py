@@ -122,3 +122,16 @@ def test_bad_weights_rejected(estimator):
     ]:
         with pytest.raises(InputValueError, match=match):
             estimator.estimate(W, 10_000, seed=0)
+
+
+@pytest.mark.parametrize(
+    "W", [np.array([[1.0, 0.0, 0.0], [-1.0, 1e-3, 0.0]]), np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1e-3]])]
+)
+def test_smc_thin_wedge_at_minimum_budget_stays_within_budget(W):
+    """A thin wedge makes the pilot add many levels; at the smallest allowed budget it must still
+    leave the main runs their share (this used to fail with a negative particle count)."""
+    smc = SequentialMonteCarlo()
+    need = 2 * (smc.replicates + 1) * (1 + smc.n_moves * (W.shape[0] - 1))
+    for budget in (need, 3 * need):
+        est = smc.estimate(W, budget, seed=0)
+        assert est.cost.samples <= budget and est.diagnostics["particles"] >= 2

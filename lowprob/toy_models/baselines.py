@@ -140,6 +140,7 @@ class SequentialMonteCarlo:
         budget = check_budget(budget)
         rng = as_generator(seed)
         check_int("n_moves", self.n_moves, minimum=0)
+        check_int("max_extra_levels", self.max_extra_levels, minimum=0)
         R = check_int("replicates", self.replicates, minimum=2)
         if not 0 < self.keep < 1:
             raise InputValueError(f"keep must be in (0, 1), got {self.keep!r}.")
@@ -157,7 +158,12 @@ class SequentialMonteCarlo:
             # Pilot: adaptive levels within 1/(R+1) of the budget.
             pilot_budget = budget // (R + 1)
             n_pilot = max(2, pilot_budget // self._per_particle(toy.m + self.max_extra_levels))
-            _, levels, e, k = self._run(U, c, n_pilot, rng, None, self.max_extra_levels)
+            # Extra levels the pilot can afford within its share (>= 0: pilot_budget >= 2 base),
+            # so the main runs always keep (R/(R+1)) of the budget.
+            extra = self.max_extra_levels
+            if self.n_moves > 0:
+                extra = min(extra, (pilot_budget // n_pilot - 1) // self.n_moves - (toy.m - 1))
+            _, levels, e, k = self._run(U, c, n_pilot, rng, None, extra)
             evals, inner = evals + e, inner + k
             # If the pilot died, finish the schedule with plain neuron steps: any fixed
             # schedule ending in the full event keeps the main runs unbiased.
