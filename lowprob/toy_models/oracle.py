@@ -99,7 +99,8 @@ def _infeasible(dim: int) -> OracleResult:
     return OracleResult(0.0, -math.inf, 0.0, False, 0, "infeasible", 0, dim)
 
 
-def _as_weights(W: object, b: object | None) -> np.ndarray:
+def _checked(W: object, b: object | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Validated ``(W (m, d), b (m,) or None, row norms (m,))``; a toy's bias is used if ``b`` is None."""
     if isinstance(W, HalfspaceToy):
         if b is None and W.has_bias:
             b = W.b
@@ -110,16 +111,21 @@ def _as_weights(W: object, b: object | None) -> np.ndarray:
         raise InputValueError(f"W must have shape (m, d) with m, d >= 1, got {W.shape!r}.")
     if b is not None:
         b = check_finite_array("b", b, shape=(m,))
-        if np.any(b != 0):
-            raise UnavailableError(
-                "exact_probability handles cones (b = 0) only; for a bias use Monte Carlo "
-                "(get_toy_estimator('naive')) or the sequential sampler get_toy_estimator('smc')."
-            )
     norms = np.linalg.norm(W, axis=1)
     if np.any(norms == 0):
         rows = np.flatnonzero(norms == 0).tolist()
         raise InputValueError(
             f"W has zero rows {rows!r}; a zero row makes the event 0 > 0 empty. Remove them."
+        )
+    return W, b, norms
+
+
+def _as_weights(W: object, b: object | None) -> np.ndarray:
+    W, b, norms = _checked(W, b)
+    if b is not None and np.any(b != 0):
+        raise UnavailableError(
+            "exact_probability handles cones (b = 0) only; for a bias use Monte Carlo "
+            "(get_toy_estimator('naive')) or the sequential sampler get_toy_estimator('smc')."
         )
     return W / norms[:, None]
 
@@ -341,20 +347,9 @@ def _cone_feasible(U: np.ndarray) -> bool:
 def _tilting_result(W: object, b: object | None, *, n_samples: int, seed: object) -> OracleResult:
     from lowprob.toy_models.tilting import gaussian_polytope_probability
 
-    if isinstance(W, HalfspaceToy):
-        b = W.b if b is None else b
-        W = W.W
-    A = check_finite_array("W", W, ndim=2)
+    A, b, norms = _checked(W, b)
     m, d = A.shape
-    if m < 1 or d < 1:
-        raise InputValueError(f"W must have shape (m, d) with m, d >= 1, got {A.shape!r}.")
-    bias = np.zeros(m) if b is None else check_finite_array("b", b, shape=(m,))
-    norms = np.linalg.norm(A, axis=1)
-    if np.any(norms == 0):
-        rows = np.flatnonzero(norms == 0).tolist()
-        raise InputValueError(
-            f"W has zero rows {rows!r}; a zero row makes the event 0 > 0 empty. Remove them."
-        )
+    bias = np.zeros(m) if b is None else b
     if not np.any(bias != 0) and not _cone_feasible(A / norms[:, None]):
         return _infeasible(d)
     r = gaussian_polytope_probability(A, -bias, np.inf, n_samples=n_samples, seed=seed)
