@@ -32,6 +32,7 @@ has no quadrature sketch of a general point cloud at the time of writing (see do
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -58,11 +59,13 @@ def _check_samples(x: object, *, min_n: int = 2) -> np.ndarray:
     return x
 
 
-def _check_regularization(regularization: float) -> float:
-    r = float(regularization)
-    if not math.isfinite(r) or r < 0:
-        raise InputValueError(f"regularization must be finite and >= 0, got {regularization!r}.")
-    return r
+def _check_regularization(regularization: object) -> float:
+    r = regularization
+    if isinstance(r, bool) or not isinstance(r, numbers.Real) or not math.isfinite(r) or r < 0:
+        raise InputValueError(
+            f"regularization must be a finite number >= 0 (e.g. 1e-6), got {regularization!r}."
+        )
+    return float(r)
 
 
 def sample_covariance(

@@ -51,7 +51,11 @@ from lowprob.lm_bridge.methods.itgis import ITGIS
 from lowprob.lm_bridge.methods.qld import shortest_accepting_vector
 from lowprob.lm_bridge.methods.registry import register_lm_method
 from lowprob.lm_bridge.problem import LMProblem
-from lowprob.lm_bridge.whitebox.activation_models import GaussianMixtureModel, GaussianModel
+from lowprob.lm_bridge.whitebox.activation_models import (
+    GaussianMixtureModel,
+    GaussianModel,
+    _check_regularization,
+)
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
 from lowprob.lm_bridge.whitebox.polytope import (
     PolytopeEstimate,
@@ -63,18 +67,12 @@ from lowprob.lm_bridge.whitebox.polytope import (
 __all__ = ["ScoreGradientModel", "WhiteboxADF", "WhiteboxGaussian", "WhiteboxITGIS", "WhiteboxMixture", "dominating_direction"]
 
 
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InputValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-    return float(value)
-
-
 class _WhiteboxBase(LMMethodBase):
     """Sample ``budget`` final activations, fit a model, compute its polytope probability."""
 
     def __init__(self, *, batch_size: int = 1024, regularization: float = 1e-6) -> None:
         super().__init__(batch_size=batch_size)
-        self.regularization = _check_positive("regularization", regularization)
+        self.regularization = _check_regularization(regularization)
 
     def _activations(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> np.ndarray:
         return self._sample_activations(problem, model, rng, budget).cpu().numpy()
@@ -218,7 +216,7 @@ class WhiteboxITGIS(LMMethodBase):
         if isinstance(fit_fraction, bool) or not isinstance(fit_fraction, (int, float)) or not 0 < fit_fraction < 1:
             raise InputValueError(f"fit_fraction must lie in (0, 1), got {fit_fraction!r}.")
         self.fit_fraction = float(fit_fraction)
-        self.regularization = _check_positive("regularization", regularization)
+        self.regularization = _check_regularization(regularization)
         self._itgis = ITGIS(temperature=temperature, batch_size=batch_size, decay=decay)
         self.temperature = self._itgis.temperature
         self.decay = self._itgis.decay
