@@ -21,7 +21,7 @@ import numpy as np
 
 from lowprob._progress import progress
 from lowprob.errors import InputValueError, UnavailableError
-from lowprob.estimate import stopwatch
+from lowprob.estimate import json_default, stopwatch
 from lowprob.toy_models.halfspace import HalfspaceToy
 
 __all__ = ["load_weights", "register"]
@@ -145,17 +145,9 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 
 def _emit(args: argparse.Namespace, record: dict[str, Any], rows: list[tuple[str, Any]]) -> None:
     if args.json:
-        print(json.dumps(record, default=_json_default))
+        print(json.dumps(record, default=json_default))
     else:
         print(_table(rows))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 def _cmd_exact(args: argparse.Namespace) -> int:
