@@ -16,6 +16,7 @@ spectral truncation of the exact error.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from math import gamma, pi
@@ -29,9 +30,13 @@ from lowprob._validation import (
     check_int,
     check_probability_vector,
 )
-from lowprob.errors import InputValueError, NumericalError
+from lowprob.errors import InputValueError, NumericalError, NumericalWarning
 from lowprob.sketching.sphere_quadrature import sphere_quadrature
-from lowprob.toy_models.orthant import _duffy_simplex_rule
+from lowprob.toy_models.orthant import (
+    MAX_QUADRATURE_DIM,
+    _duffy_simplex_rule,
+    simplicial_cone_masses,
+)
 
 __all__ = [
     "GaussianMixture",
@@ -186,6 +191,17 @@ class SphericalCone(Measure):
         wt = c * abs(np.linalg.det(self.rays)) * w * r ** (-n)
         self._mass = float(wt.sum())
         self._quad = WeightedPoints(Y / r[:, None], wt / wt.sum(), on_sphere=True)
+        if n <= MAX_QUADRATURE_DIM:  # check the rule against the oracle's certified cone mass
+            exact, bound = simplicial_cone_masses(self.rays)
+            gap = abs(self._mass - float(exact))
+            if gap > 1e-3 * float(exact) + float(bound):
+                warnings.warn(
+                    f"SphericalCone quadrature with order={self.order} gives mass {self._mass:.6g} but "
+                    f"the exact mass is {float(exact):.6g} (the cone is too thin for this rule); "
+                    "pass a larger order.",
+                    NumericalWarning,
+                    stacklevel=3,
+                )
 
     def quadrature(self) -> WeightedPoints:
         if self._quad is None:
