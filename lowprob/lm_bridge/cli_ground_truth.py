@@ -6,14 +6,24 @@
 N, seed, batch size, dtype, seconds). An existing ``FILE`` with the same model, spec, seed and
 batch size is resumed; a larger ``--samples`` extends it. ``--targets FILE2`` also writes a
 seeded target list (tokens with ``p`` in ``[--p-min, --p-max]`` and at least ``--min-count`` counts).
+
+Sharded over processes or machines with ``torchrun`` (see ``docs/distributed.md``)::
+
+    torchrun --nproc-per-node N -m lowprob lm ground-truth --model DIR --dist SPEC.json --samples S --out FILE
+
+Each rank counts a disjoint set of chunks (NCCL on GPUs, gloo on CPUs); rank 0 writes ``FILE``,
+with the same counts as one process. A plain ``python -m lowprob`` is one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = ["register", "run_ground_truth"]
 
@@ -59,22 +69,35 @@ def run_ground_truth(args: argparse.Namespace) -> int:
     from lowprob.lm_bridge.families import FAMILIES
     from lowprob.lm_bridge.ground_truth import count_argmax, save_targets, select_targets
     from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir, shipped_specs_dir
+    from lowprob.sharding import close_ranks, init_ranks, output_lock
 
+    ranks = None
     try:
         device = resolve_device(args.device)
+        ranks = init_ranks(device.type)
+        if device.type == "cuda" and ranks.distributed:
+            device = torch_device(f"cuda:{ranks.local_rank}")
+        if ranks.is_main and args.dist != "all":
+            from lowprob._io import check_writable
+
+            check_writable(args.out)
         model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
         adapter = load_hf(model_dir, device=device)
         if args.dist == "all":
-            return _run_all(args, adapter, model_dir)
+            return _run_all(args, adapter, model_dir, ranks)
         dist = args.dist
         if not Path(dist).exists() and dist in FAMILIES:
             dist = shipped_specs_dir() / f"{dist}.json"
         spec = TokenSpec.load(dist, vocab_size=adapter.vocab_size)
-        gt = count_argmax(
-            adapter, spec, args.samples, seed=args.seed, batch_size=args.batch_size, state_path=args.out,
-            checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast, show_progress=args.progress,
-            metadata={"model_dir": str(model_dir), "spec_file": str(dist)},
-        )
+        with output_lock(args.out) if ranks.is_main else _nothing():
+            gt = count_argmax(
+                adapter, spec, args.samples, seed=args.seed, batch_size=args.batch_size, state_path=args.out,
+                checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast, show_progress=args.progress,
+                metadata={"model_dir": str(model_dir), "spec_file": str(dist)}, ranks=ranks,
+            )
+        if not ranks.is_main:
+            return 0
+        this_run = gt.metadata.get("this_run", {})
         summary = {
             "out": str(args.out),
             "n_samples": gt.n_samples,
@@ -82,6 +105,10 @@ def run_ground_truth(args: argparse.Namespace) -> int:
             "seconds": gt.metadata.get("seconds"),
             "samples_per_second": gt.metadata.get("samples_per_second"),
             "resolvable_min_p": args.min_count / gt.n_samples,
+            "world_size": ranks.world_size,
+            "this_run_samples_per_second": this_run.get("samples_per_second"),
+            "per_rank_samples_per_second": [r["items_per_second"] for r in this_run.get("per_rank", [])],
+            "fraction_of_peak": gt.metadata.get("fraction_of_peak"),
         }
         if args.targets:
             sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
@@ -90,13 +117,27 @@ def run_ground_truth(args: argparse.Namespace) -> int:
             save_targets(args.targets, gt, targets, **sel)
             summary["n_targets"] = len(targets)
     except LowprobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"lowprob: error: {exc}" + (f" (rank {ranks.rank})" if ranks and ranks.distributed else ""), file=sys.stderr)
         return 2
+    finally:
+        if ranks is not None:
+            close_ranks(ranks)
     print(json.dumps(summary))
     return 0
 
 
-def _run_all(args: argparse.Namespace, adapter: object, model_dir: object) -> int:
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def torch_device(name: str) -> Any:
+    import torch
+
+    return torch.device(name)
+
+
+def _run_all(args: argparse.Namespace, adapter: object, model_dir: object, ranks: Any) -> int:
     """``--dist all``: every shipped family spec; ``--out`` is a directory of ``<family>.json``
     counts and ``targets_<family>.json`` lists."""
     from lowprob.lm_bridge.families import DEV_FAMILIES, HELDOUT_FAMILIES
@@ -117,8 +158,10 @@ def _run_all(args: argparse.Namespace, adapter: object, model_dir: object) -> in
         gt = count_argmax(
             adapter, spec, args.samples, seed=args.seed, batch_size=args.batch_size, state_path=out / f"{fam}.json",
             checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast, show_progress=args.progress,
-            metadata={"model_dir": str(model_dir), "spec_file": f"{fam}.json"},
+            metadata={"model_dir": str(model_dir), "spec_file": f"{fam}.json"}, ranks=ranks,
         )
+        if not ranks.is_main:
+            continue
         targets = select_targets(gt, **sel)
         save_targets(out / f"targets_{fam}.json", gt, targets, **sel)
         ps = [float(gt.probs[t]) for t in targets]
@@ -128,5 +171,6 @@ def _run_all(args: argparse.Namespace, adapter: object, model_dir: object) -> in
                "n_targets": len(targets), "target_p_range": [min(ps), max(ps)] if ps else None}
         summary["families"][fam] = row  # type: ignore[index]
         print(json.dumps(row), flush=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if ranks.is_main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return 0

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lowprob._progress import progress
+from lowprob._io import atomic_write_text
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.distributions import TokenSpec
+from lowprob.sharding import ChunkPlan, RankInfo, remove_state, run_chunks, shard_dir
 
-__all__ = ["GroundTruth", "argmax_fn", "count_argmax", "select_targets", "save_targets"]
+__all__ = ["GroundTruth", "argmax_fn", "count_argmax", "flops_per_sample", "save_targets", "select_targets", "throughput_note"]
 
 FORMAT = "lowprob.ground_truth/1"
 
@@ -103,12 +102,7 @@ class GroundTruth:
 
     def save(self, path: str | Path) -> Path:
         """Atomic write (temporary file + rename) of the JSON form."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=None, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_json(), indent=None, separators=(",", ":")) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> GroundTruth:
@@ -259,8 +253,15 @@ def count_argmax(
     fast: bool = True,
     show_progress: bool | None = None,
     metadata: dict[str, Any] | None = None,
+    ranks: RankInfo | None = None,
 ) -> GroundTruth:
     """Count ``argmax logits[-1]`` over ``n_samples`` inputs from ``spec`` (fp32, batched).
+
+    The work is the chunked sum ``counts = sum_k bincount(argmax(model(x_k)))`` over chunks
+    ``x_k ~ spec`` of ``batch_size`` inputs drawn with ``SeedSequence([seed, k])``, run by
+    :func:`lowprob.sharding.run_chunks`: under ``torchrun`` each rank takes a disjoint set of
+    chunks and the int64 counts are reduced with ``all_reduce``, so any number of ranks gives the
+    same counts as one process.
 
     Args:
         adapter: the model (its parameters are used as they are; load it in float32).
@@ -269,12 +270,20 @@ def count_argmax(
         seed: chunk ``k`` uses ``SeedSequence([seed, k])``.
         batch_size: inputs per chunk (memory ~ ``batch_size * T * 4 d`` floats); default 256
             on CPU (keeps temporaries small), 32768 on CUDA. Part of the reproducibility key.
-        state_path: if given, the counts are checkpointed there every ``checkpoint_seconds``
-            and a run finding a matching state (model, spec, seed, batch size) resumes it.
+        state_path: the output file. Finished chunks are checkpointed per rank under
+            ``<state_path>.shards/`` (every ``checkpoint_seconds``, after the first chunk, on
+            SIGTERM/SIGINT); a rerun with any world size resumes them, and a finished file with the
+            same model, spec, seed and batch size is extended when ``N`` grows. Rank 0 writes the
+            file atomically at the end and removes the part files.
         fast: use the tabulated GPT-2 kernel where supported.
+        ranks: from :func:`lowprob.sharding.init_ranks` (default: one process).
+
+    Returns:
+        The counts (complete on rank 0; other ranks get their metadata with zero counts).
     """
     n_samples = check_int("n_samples", n_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
+    ranks = ranks or RankInfo()
     spec.validate_vocab(adapter.vocab_size)
     n_ctx = getattr(adapter, "n_ctx", None)
     if n_ctx is not None and spec.length > n_ctx:
@@ -286,9 +295,9 @@ def count_argmax(
     V = adapter.vocab_size
     mhash = getattr(adapter, "model_hash", None)
     key = {"model_hash": mhash, "spec_hash": spec.spec_hash(), "seed": seed, "batch_size": batch_size}
-    counts = np.zeros(V, dtype=np.int64)
-    done = 0
-    seconds = 0.0
+    n_chunks = math.ceil(n_samples / batch_size)
+    prior: tuple[set[int], np.ndarray] | None = None
+    prior_seconds = 0.0
     if state_path is not None and Path(state_path).is_file():
         prev = GroundTruth.load(state_path)
         got = {"model_hash": prev.model_hash, "spec_hash": prev.spec_hash, "seed": prev.seed, "batch_size": prev.batch_size}
@@ -303,8 +312,10 @@ def count_argmax(
                 f"{str(state_path)!r} ends in a partial chunk ({prev.n_samples} samples, batch {batch_size}); "
                 "it cannot be extended reproducibly. Start a new file."
             )
-        counts, done = prev.counts.copy(), prev.n_samples
-        seconds = float(prev.metadata.get("seconds", 0.0))
+        if prev.n_samples == n_samples:
+            return prev
+        prior = (set(range(prev.n_samples // batch_size)), prev.counts.astype(np.int64))
+        prior_seconds = float(prev.metadata.get("seconds", 0.0))
     meta = {
         **(metadata or {}),
         "model": getattr(adapter, "name", None),
@@ -313,41 +324,89 @@ def count_argmax(
         "torch": torch.__version__,
         "n_target": n_samples,
         "kernel": "gpt2-tabulated" if fast and _gpt2_supported(adapter) else "adapter",
+        "world_size": ranks.world_size,
     }
+    plan = ChunkPlan(n_chunks, V, "int64", {**key, "n_samples": n_samples})
 
-    def snapshot(n: int, secs: float) -> GroundTruth:
-        return GroundTruth(counts.copy(), n, seed, batch_size, mhash, spec.spec_hash(), "float32",
-                           {**meta, "seconds": secs, "samples_per_second": (n / secs if secs > 0 else None)})
+    def chunk_size(k: int) -> int:
+        return min(batch_size, n_samples - k * batch_size)
 
     old_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
         f = argmax_fn(adapter, spec, device, fast=fast)
-        n_chunks = math.ceil(n_samples / batch_size)
-        first = done // batch_size
-        t_last = time.perf_counter()
-        t_start = t_last
-        with torch.no_grad():
-            for k in progress(range(first, n_chunks), total=n_chunks - first, desc=f"ground truth {meta['family'] or ''}",
-                              enabled=show_progress):
-                m = min(batch_size, n_samples - k * batch_size)
-                x = spec.sample(m, generator=_chunk_generator(seed, k, device), device=device)
-                am = f(x)
-                counts += torch.bincount(am, minlength=V).cpu().numpy()
-                done = k * batch_size + m
-                now = time.perf_counter()
-                if state_path is not None and now - t_last > checkpoint_seconds:
-                    snapshot(done, seconds + now - t_start).save(state_path)
-                    t_last = now
+
+        def chunk(k: int) -> np.ndarray:
+            with torch.no_grad():
+                x = spec.sample(chunk_size(k), generator=_chunk_generator(seed, k, device), device=device)
+                return torch.bincount(f(x), minlength=V).cpu().numpy()
+
+        res = run_chunks(
+            plan, chunk, state_dir=shard_dir(state_path) if state_path is not None else None, info=ranks,
+            items_per_chunk=chunk_size, checkpoint_seconds=checkpoint_seconds, show_progress=show_progress,
+            desc=f"ground truth {meta['family'] or ''}", prior=prior,
+        )
         if device.type == "cuda":
             torch.cuda.synchronize()
-        seconds += time.perf_counter() - t_start
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old_tf32
-    gt = snapshot(done, seconds)
-    if state_path is not None:
+    seconds = prior_seconds + res.seconds_all_runs
+    total_rate = sum(r["items"] for r in res.per_rank) / res.seconds if res.seconds > 0 else None
+    meta.update({
+        "seconds": seconds,
+        "samples_per_second": (n_samples / seconds if seconds > 0 else None),
+        "this_run": {"seconds": res.seconds, "chunks": res.chunks_this_run, "samples_per_second": total_rate,
+                     "per_rank": res.per_rank},
+    })
+    meta.update(throughput_note(adapter, spec, total_rate))
+    counts = res.total if res.total is not None else np.zeros(V, np.int64)
+    gt = GroundTruth(counts, n_samples, seed, batch_size, mhash, spec.spec_hash(), "float32", meta)
+    if state_path is not None and ranks.is_main:
         gt.save(state_path)
+        remove_state(shard_dir(state_path))
     return gt
+
+
+def flops_per_sample(adapter: ModelAdapter, spec: TokenSpec) -> float | None:
+    """Counted FLOPs (2 per multiply-add) of one argmax input on the tabulated GPT-2 path.
+
+    Per sample: every layer but the last runs all ``T`` positions (``T (24 d^2 + 4 T d)``, the
+    first layer's ``LN/Q/K/V`` tabulated away: ``- T 6 d^2``); the last layer runs only the last
+    position (``4 T d`` attention, ``18 d^2`` output projection and MLP); the unembedding ``2 d V``.
+    ``None`` for models off the tabulated path.
+    """
+    if not _gpt2_supported(adapter):
+        return None
+    d, V, T, L = adapter.d_model, adapter.vocab_size, spec.length, adapter.n_layers
+    full = T * (24 * d * d + 4 * T * d)
+    last = 4 * T * d + 18 * d * d
+    f = (L - 1) * full + last + 2 * d * V
+    if L > 1:
+        f -= T * 6 * d * d
+    return float(f)
+
+
+#: fp32 peak FLOP/s of known devices (dense, non-tensor-core), for the fraction-of-peak report.
+PEAK_FP32 = {"H200": 67e12, "H100": 67e12, "A100": 19.5e12, "L40S": 91.6e12, "A10G": 31.2e12, "V100": 15.7e12}
+
+
+def throughput_note(adapter: ModelAdapter, spec: TokenSpec, samples_per_second: float | None) -> dict[str, Any]:
+    """FLOP/s achieved and, on a device whose fp32 peak is known, the fraction of peak."""
+    fps = flops_per_sample(adapter, spec)
+    out: dict[str, Any] = {"flops_per_sample": fps, "flops_per_second": None, "fraction_of_peak": None}
+    if fps is None or not samples_per_second:
+        return out
+    out["flops_per_second"] = fps * samples_per_second
+    device = adapter.device
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        peak = next((v for k, v in PEAK_FP32.items() if k in name), None)
+        if peak:
+            out["fraction_of_peak"] = out["flops_per_second"] / peak
+            out["peak_flops"] = peak
+    else:
+        out["peak_note"] = "CPU peak FLOP/s is not known to lowprob; fraction_of_peak is reported on known GPUs only"
+    return out
 
 
 # -- targets ------------------------------------------------------------------------------------
