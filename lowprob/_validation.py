@@ -110,3 +110,27 @@ def check_probability_vector(name: str, probs: object, *, atol: float = 1e-6) ->
             f"{name} must sum to 1 within {atol:g}, got sum {total!r}. Normalise it first."
         )
     return p
+
+
+def parse_int_expr(text: str) -> int:
+    """Parse a count written as ``1048576``, ``2**20`` or ``1e6`` (command-line budgets and sizes).
+
+    Raises:
+        InputValueError: anything else, or a non-integer such as ``1.5e0``.
+    """
+    s = str(text).strip()
+    try:
+        if "**" in s:
+            a, b = s.split("**", 1)
+            base, exp = int(a), int(b)
+            if exp < 0 or exp > 256:
+                raise ValueError
+            return base**exp
+        if "e" in s.lower():
+            v = float(s)
+            if not v.is_integer():
+                raise ValueError
+            return int(v)
+        return int(s)
+    except ValueError:
+        raise InputValueError(f"expected an integer such as 1048576, 2**20 or 1e6, got {text!r}.") from None

@@ -212,3 +212,64 @@ def test_torchrun_ground_truth_equals_single_process(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "lowprob: error:" in bad.stderr and "(rank " in bad.stderr
     assert not (tmp_path / "bad_out.json").exists()
+
+
+def test_mlp_truth_means_resume_and_match_direct_average(tmp_path):
+    from lowprob.toy_models.mlp_truth import mlp_mean_truth
+    from lowprob.toy_models.random_mlp import RandomMLP
+
+    mlp = RandomMLP.whestbench(8, 3, seed=1)
+    out = tmp_path / "t.json"
+    full = mlp_mean_truth(mlp, 1000, seed=2, batch_size=128)
+    xs = np.concatenate([np.random.default_rng([2, k]).standard_normal((min(128, 1000 - 128 * k), 8)) for k in range(8)])
+    direct = np.stack([a.mean(0) for a in mlp.forward(xs)])
+    np.testing.assert_allclose(full.means, direct, rtol=1e-12, atol=1e-12)
+    assert full.variances.shape == (3, 8) and np.all(full.variances >= 0)
+    # interrupted after 3 chunks (checkpointed), then resumed: bit-identical to the uninterrupted run
+    import lowprob.toy_models.mlp_truth as mt
+
+    orig = mt.RandomMLP.forward
+    calls = [0]
+
+    def flaky(self, x, **kw):
+        calls[0] += 1
+        if calls[0] == 4:
+            raise KeyboardInterrupt
+        return orig(self, x, **kw)
+
+    mt.RandomMLP.forward = flaky
+    try:
+        with pytest.raises(Interrupted):
+            mlp_mean_truth(mlp, 1000, seed=2, batch_size=128, out=out, checkpoint_seconds=1e9)
+    finally:
+        mt.RandomMLP.forward = orig
+    assert not out.exists() and shard_dir(out).is_dir()
+    resumed = mlp_mean_truth(mlp, 1000, seed=2, batch_size=128, out=out)
+    np.testing.assert_array_equal(resumed.means, full.means)
+    saved = json.loads(out.read_text())
+    assert saved["n_samples"] == 1000 and not shard_dir(out).exists()
+
+
+def test_mlp_truth_refuses_memory_beyond_limit():
+    from lowprob.errors import BudgetError
+    from lowprob.toy_models.mlp_truth import mlp_mean_truth
+    from lowprob.toy_models.random_mlp import RandomMLP
+
+    with pytest.raises(BudgetError, match="raise --batch-size"):
+        mlp_mean_truth(RandomMLP.whestbench(64, 4, seed=0), 2**40, batch_size=1, max_bytes=1 << 20)
+
+
+@pytest.mark.slow
+def test_torchrun_mlp_truth_equals_single_process(tmp_path):
+    common = ["mlp", "truth", "--width", "16", "--depth", "3", "--samples", "5000", "--batch-size", "256", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+         "-m", "lowprob", *common, "--out", str(tmp_path / "two.json")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    one = subprocess.run([sys.executable, "-m", "lowprob", *common, "--out", str(tmp_path / "one.json")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, b = json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text())
+    assert a["means"] == b["means"] and a["metadata"]["world_size"] == 2

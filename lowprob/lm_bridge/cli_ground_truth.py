@@ -29,17 +29,14 @@ __all__ = ["register", "run_ground_truth"]
 
 
 def _int(s: str) -> int:
-    """Accept ``1048576``, ``2**20`` or ``1e6``."""
-    s = s.strip()
-    if "**" in s:
-        a, b = s.split("**", 1)
-        return int(a) ** int(b)
-    if "e" in s.lower():
-        v = float(s)
-        if not v.is_integer():
-            raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
-        return int(v)
-    return int(s)
+    """Accept ``1048576``, ``2**20`` or ``1e6`` (an ``argparse`` type)."""
+    from lowprob._validation import parse_int_expr
+    from lowprob.errors import InputValueError
+
+    try:
+        return parse_int_expr(s)
+    except InputValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(lm_subparsers: argparse._SubParsersAction) -> None:
