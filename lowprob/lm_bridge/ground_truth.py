@@ -351,7 +351,8 @@ def count_argmax(
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old_tf32
     seconds = prior_seconds + res.seconds_all_runs
-    total_rate = sum(r["items"] for r in res.per_rank) / res.seconds if res.seconds > 0 else None
+    slowest = max(r["seconds"] for r in res.per_rank)  # the run lasts as long as its slowest rank
+    total_rate = sum(r["items"] for r in res.per_rank) / slowest if slowest > 0 else None
     meta.update({
         "seconds": seconds,
         "samples_per_second": (n_samples / seconds if seconds > 0 else None),
