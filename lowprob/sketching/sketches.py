@@ -6,7 +6,8 @@ was made:
 * ``K``: the number of terms actually used (samples, points, eigenfunctions, moments);
 * ``target``: the measure ``D`` it sketches;
 * ``expect(f)``: ``E_M f`` (``M`` may be a *signed* pseudo-distribution);
-* ``harmonic_moments(sh)``: ``E_M Y_j`` for a :class:`~lowprob.sketching.harmonics.SphericalHarmonics`;
+* ``harmonic_moments(sh)``: ``E_M Y_j`` for a :class:`~lowprob.sketching.harmonics.SphericalHarmonics`,
+  and ``harmonic_moments_rounding(sh)``: a per-degree bound on their float64 error;
 * ``error(claims)``: the exact ``E_{f~C}[(E_M f - E_D f)^2]``
   (:func:`lowprob.sketching.sketch_error.sketch_error`);
 * ``cost``: a :class:`lowprob.Cost` (``samples`` = ``K`` terms, ``seconds`` to build;
@@ -31,7 +32,7 @@ from lowprob.estimate import Cost, stopwatch
 from lowprob.sketching.claims import ClaimDistribution
 from lowprob.sketching.eigensystems import Eigensystem, HarmonicEigensystem
 from lowprob.sketching.funk_hecke import harmonic_dimension
-from lowprob.sketching.harmonics import SphericalHarmonics
+from lowprob.sketching.harmonics import SphericalHarmonics, harmonic_rounding_bound
 from lowprob.sketching.kernels import check_points, psd_eigh
 from lowprob.sketching.measures import Measure, WeightedPoints
 from lowprob.sketching.nystrom import NystromEigensystem
@@ -92,7 +93,13 @@ class Sketch:
     def points_and_weights(self) -> WeightedPoints:
         raise UnavailableError(f"{type(self).__name__} is not a weighted point set.")
 
-    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
+    def harmonic_moments_rounding(self, sh: SphericalHarmonics) -> np.ndarray:
+        """Per-degree bound ``(L + 1,)`` on the float64 error of :meth:`harmonic_moments` entries."""
+        P = self.points_and_weights()
+        return harmonic_rounding_bound(sh.n, sh.L, n_points=len(P), weight_l1=float(np.abs(P.weights).sum()))
+
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> tuple[float, float]:
+        """``(||mu_M||^2 above degree L, rounding bound)`` with ``L = lam.size - 1``."""
         raise UnavailableError(f"{type(self).__name__} cannot compute its spectral tail.")
 
     def error(self, claims: ClaimDistribution, *, degree: int = DEFAULT_DEGREE) -> float:
@@ -115,12 +122,12 @@ class _PointSketch(Sketch):
         return self.measure.expect(f)
 
     def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
-        return self.measure.weights @ sh.evaluate(self.measure.points, normalize=True)
+        return sh.moments(self.measure.points, self.measure.weights, normalize=True)
 
     def points_and_weights(self) -> WeightedPoints:
         return self.measure
 
-    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> tuple[float, float]:
         return point_spectral_tail(self.measure, zonal, lam)
 
     @property
@@ -239,7 +246,7 @@ class KernelSketch(Sketch):
 
     def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
         if not self._harmonic:
-            return self.measure.weights @ sh.evaluate(self.measure.points, normalize=True)
+            return sh.moments(self.measure.points, self.measure.weights, normalize=True)
         out = np.zeros(sh.total_dim)
         inside = self.columns < sh.total_dim
         if sh.n != self.target.dim:
@@ -250,12 +257,17 @@ class KernelSketch(Sketch):
     def points_and_weights(self) -> WeightedPoints:
         return self.measure if not self._harmonic else self._harmonic_rule()
 
-    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
+    def harmonic_moments_rounding(self, sh: SphericalHarmonics) -> np.ndarray:
+        if self._harmonic:  # the moments are the stored coefficients themselves
+            return np.zeros(sh.L + 1)
+        return super().harmonic_moments_rounding(sh)
+
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> tuple[float, float]:
         if self._harmonic:
             L = lam.size - 1
             if int(self.eigensystem.sh.degrees[self.columns].max()) > L:  # type: ignore[attr-defined]
                 raise InputValueError(f"error degree {L} is below the sketch's kept degrees; raise degree.")
-            return 0.0
+            return 0.0, 0.0
         return point_spectral_tail(self.measure, zonal, lam)
 
     def __repr__(self) -> str:
