@@ -27,7 +27,7 @@ from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.sketching.harmonics import SphericalHarmonics
 from lowprob.sketching.kernels import ZonalKernel
-from lowprob.sketching.measures import Measure, UniformSphere, WeightedPoints
+from lowprob.sketching.measures import Measure, ScaledMeasure, UniformSphere, WeightedPoints
 
 __all__ = [
     "Eigensystem",
@@ -69,6 +69,8 @@ def target_moments_exact(D: Measure) -> bool:
     are the measure); False for targets integrated by a reference rule that is not exact for
     polynomials of every degree (e.g. :class:`~lowprob.sketching.measures.SphericalCone`).
     """
+    if isinstance(D, ScaledMeasure):
+        return target_moments_exact(D.base)
     return isinstance(D, (UniformSphere, WeightedPoints))
 
 
@@ -88,7 +90,9 @@ def harmonic_moments(D: Measure, sh: SphericalHarmonics) -> np.ndarray:
         for (n, L), val in cache.items():
             if n == sh.n and L >= sh.L:
                 return val[: sh.total_dim]
-        if isinstance(D, UniformSphere):
+        if isinstance(D, ScaledMeasure):
+            out = D.mass * harmonic_moments(D.base, sh)
+        elif isinstance(D, UniformSphere):
             out = np.zeros(sh.total_dim)
             out[0] = 1.0
         else:

@@ -66,6 +66,7 @@ from lowprob.sketching.harmonics import (
     harmonic_rounding_bound,
 )
 from lowprob.sketching.kernels import RBFKernel
+from lowprob.sketching.kterm import as_sketch
 from lowprob.sketching.measures import GaussianMixture, Measure, WeightedPoints
 
 __all__ = [
@@ -150,14 +151,29 @@ def kernel_mean_norm2(claims: ClaimDistribution, D: Measure, *, degree: int = DE
 
 
 def sketch_error(
-    sketch: Any, claims: ClaimDistribution, *, degree: int = DEFAULT_DEGREE, max_bytes: int = DEFAULT_MAX_BYTES
+    sketch: Any,
+    claims: ClaimDistribution,
+    *,
+    target: Measure | None = None,
+    degree: int = DEFAULT_DEGREE,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> SketchError:
-    """Exact ``E_{f~C}[(E_M f - E_D f)^2]`` for ``sketch`` (target ``sketch.target``); see module docstring.
+    """Exact ``E_{f~C}[(E_M f - E_D f)^2]`` for ``sketch``; see the module docstring.
+
+    Args:
+        sketch: a :class:`~lowprob.sketching.kterm.KTerm` (any sketch; its own ``target``), or
+            any state the propagation loop produced (a ``SampleCloud``, a ``HarmonicDensity``,
+            ...; viewed through :func:`~lowprob.sketching.kterm.as_sketch`, ``target`` required).
+        claims: the claim distribution ``C`` (defines the kernel).
+        target: the measure ``D`` the loop state approximates (may be unnormalised:
+            :meth:`Measure.scaled`).
+        degree: harmonic truncation ``L`` of the spectral route.
+        max_bytes: working-memory cap (besides the ``(total_dim,)`` moment vectors).
 
     ``lower <= true error <= upper`` includes a floating-point bound, so the interval has
-    positive width even where nothing is truncated. Working memory is at most ``max_bytes``
-    besides the harmonic moment vectors (module docstring).
+    positive width even where nothing is truncated.
     """
+    sketch = as_sketch(sketch, target)
     D = sketch.target
     _check_dims(claims, D)
     degree = check_int("degree", degree, minimum=0)
@@ -307,6 +323,8 @@ def sampled_sketch_error(
     rng = as_generator(seed)
     P = sketch.points_and_weights()
     Q = sketch.target.quadrature()
+    if sketch.target.dim != P.dim:
+        raise InputValueError(f"the sketch lives in R^{P.dim} but its target in R^{sketch.target.dim}.")
     X = np.concatenate([P.points, Q.points])
     sq = []
     for s in range(0, n_claims, batch):
