@@ -41,6 +41,8 @@ def strict_jsonable(obj: Any) -> Any:
     """Recursively convert ``obj`` to plain JSON values, non-finite floats as strings."""
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):
         return obj
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):

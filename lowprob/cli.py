@@ -16,6 +16,10 @@ from lowprob.errors import LowprobError
 
 __all__ = ["build_parser", "main"]
 
+# Packages whose import registers plug-ins (toy estimators, deduction rules, sketch views)
+# that the commands look up; imported before any parser is built.
+_PLUGIN_PACKAGES = ("lowprob.toy_models", "lowprob.propagation")
+
 _COMMAND_MODULES = (
     "lowprob.toy_models.cli",
     "lowprob.sketching.cli",
@@ -31,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate the probability of rare model outputs from the model's internals.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _PLUGIN_PACKAGES:
+        importlib.import_module(name)
     for name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

@@ -4,6 +4,12 @@ An estimator takes a problem, an explicit integer budget and a seed, and returns
 :class:`Estimate` that says what it *actually* spent. The meaning of the budget unit is
 the estimator's (samples, sketch terms or model calls) and is recorded in
 ``Estimate.budget_unit``.
+
+JSON: one schema and one serializer. ``Cost.to_dict()`` is the only cost shape written
+anywhere (``{"samples", "model_calls", "backward_calls", "flops", "seconds"}``);
+``Estimate.to_dict()`` nests it under ``"cost"``; both go through
+:func:`lowprob._io.strict_jsonable` (non-finite floats as ``"inf"``/``"-inf"``/``"nan"``).
+:meth:`Cost.from_dict` also reads the older LM shape (``forward``/``backward``).
 """
 
 from __future__ import annotations
@@ -15,8 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
+from lowprob._io import strict_jsonable
 from lowprob.errors import InputValueError
 
 __all__ = ["Cost", "Estimate", "Estimator", "json_default", "stopwatch"]
@@ -50,13 +55,36 @@ class Cost:
         )
 
     def to_dict(self) -> dict[str, float]:
-        return {
-            "samples": self.samples,
-            "model_calls": self.model_calls,
-            "backward_calls": self.backward_calls,
-            "flops": self.flops,
-            "seconds": self.seconds,
-        }
+        """The one cost schema: ``{"samples", "model_calls", "backward_calls", "flops", "seconds"}``."""
+        return strict_jsonable(
+            {
+                "samples": self.samples,
+                "model_calls": self.model_calls,
+                "backward_calls": self.backward_calls,
+                "flops": self.flops,
+                "seconds": self.seconds,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Cost:
+        """Inverse of :meth:`to_dict`; also reads the legacy ``forward``/``backward`` keys.
+
+        Unknown keys raise (a typo must not silently read as zero cost).
+        """
+        if not isinstance(d, Mapping):
+            raise InputValueError(f"a cost must be a mapping, got {d!r}.")
+        alias = {"forward": "model_calls", "backward": "backward_calls"}
+        fields = ("samples", "model_calls", "backward_calls", "flops", "seconds")
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            key = alias.get(k, k)
+            if key not in fields:
+                raise InputValueError(f"unknown cost field {k!r} in {dict(d)!r}; allowed: {fields!r}.")
+            if v is None:
+                continue
+            out[key] = float(v) if key in ("flops", "seconds") else int(v)
+        return cls(**out)
 
 
 @dataclass(frozen=True)
@@ -101,40 +129,31 @@ class Estimate:
         return replace(self, cost=cost)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (diagnostics converted with ``_jsonable``)."""
-        return {
-            "estimate": self.value,
-            "log_estimate": self.log_value,
-            "std_error": self.std_error,
-            "method": self.method,
-            "budget": self.budget,
-            "budget_unit": self.budget_unit,
-            "cost": self.cost.to_dict(),
-            "diagnostics": _jsonable(dict(self.diagnostics)),
-        }
+        """The one estimate schema, strict-JSON ready (:func:`lowprob._io.strict_jsonable`)."""
+        return strict_jsonable(
+            {
+                "estimate": self.value,
+                "log_estimate": self.log_value,
+                "std_error": self.std_error,
+                "method": self.method,
+                "budget": self.budget,
+                "budget_unit": self.budget_unit,
+                "cost": self.cost.to_dict(),
+                "diagnostics": dict(self.diagnostics),
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Same as :meth:`to_dict` (lets :func:`lowprob._io.dumps_strict` take an ``Estimate``)."""
+        return self.to_dict()
 
 
 def json_default(obj: Any) -> Any:
-    """``json.dumps(..., default=json_default)``: numpy scalars and arrays become Python values."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+    """Backward-compatible ``json.dumps(default=...)`` hook; prefer :func:`lowprob._io.dumps_strict`."""
+    return strict_jsonable(obj)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return repr(obj)
-    return obj
+_jsonable = strict_jsonable  # backward-compatible private name (one serializer)
 
 
 @runtime_checkable

@@ -10,6 +10,7 @@ import importlib.util
 
 import pytest
 import torch
+from lm_fixtures import local_torch_seed
 
 pytestmark = pytest.mark.lm
 
@@ -31,13 +32,13 @@ def test_logits_equal_hooked_transformer(pos):
 
     from lowprob.lm_bridge.adapters.transformer_lens import TransformerLensAdapter
 
-    torch.manual_seed(0)
     cfg = HookedTransformerConfig(
         n_layers=2, d_model=32, n_ctx=12, d_head=8, n_heads=4, d_vocab=40, act_fn="gelu",
         normalization_type="LN", positional_embedding_type=pos, init_weights=True, seed=0,
         rotary_dim=8 if pos == "rotary" else None,
     )
-    model = HookedTransformer(cfg)
+    with local_torch_seed(0):  # HookedTransformer seeds the global generator from cfg.seed
+        model = HookedTransformer(cfg)
     ad = TransformerLensAdapter(model)
     x = torch.randint(0, 40, (5, 9), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

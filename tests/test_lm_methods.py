@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from lm_fixtures import local_torch_seed
 
 from lowprob.errors import (
     BudgetError,
@@ -45,12 +46,12 @@ def tiny_adapter(seed: int = 0, n_layer: int = 1) -> ModelAdapter:
 
     from lowprob.lm_bridge.adapters.hf import HFAdapter
 
-    torch.manual_seed(seed)
     cfg = GPT2Config(
         vocab_size=16, n_positions=8, n_embd=32, n_layer=n_layer, n_head=2, initializer_range=0.3,
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
     )
-    return HFAdapter(GPT2LMHeadModel(cfg), name="tiny-gpt2")
+    with local_torch_seed(seed):
+        return HFAdapter(GPT2LMHeadModel(cfg), name="tiny-gpt2")
 
 
 def tiny_spec(seed: int = 0) -> TokenSpec:

@@ -7,6 +7,7 @@ with p >= 1e-3 is below the stated ``atol`` (measured errors were < 1/3 of it).
 
 from __future__ import annotations
 
+import lowprob.propagation  # noqa: F401  (registers the kernel, hermite and sampling estimators)
 from lowprob.testing import EstimatorContract, Tolerance
 from lowprob.toy_models.registry import get_toy_estimator
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+import lowprob.propagation  # noqa: F401  (registers the kernel, hermite and sampling estimators)
 from lowprob.errors import InputValueError, UnavailableError
 from lowprob.propagation.flops import FlopCounter
 from lowprob.propagation.hermite_density import HermiteDensity, hermite_truncation

@@ -114,3 +114,35 @@ def test_stats(capsys):
     code, out, _ = run(capsys, "stats", "--json")
     rec = json.loads(out)
     assert code == 0 and abs(rec["trivial_mse_ratio"] - 6.2e-3) < 1e-4
+
+
+def test_every_cost_in_cli_json_has_the_one_schema(capsys):
+    """toy estimate and sketch error print the one Cost shape (lowprob.Cost.to_dict), strict JSON."""
+    import json
+
+    from lowprob.cli import main
+    from lowprob.estimate import Cost
+
+    schema = set(Cost().to_dict())
+    assert schema == {"samples", "model_calls", "backward_calls", "flops", "seconds"}
+    for argv in (["toy", "estimate", "--method", "sampling", "--budget", "500", "--seed", "0", "--json"],
+                 ["sketch", "error", "--kind", "sample", "--K", "20", "--json"]):
+        assert main(argv) == 0
+        rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=_reject)
+        assert set(rec["cost"]) == schema
+        assert Cost.from_dict(rec["cost"]).to_dict() == rec["cost"]
+
+
+def _reject(token):
+    raise AssertionError(f"non-strict JSON token {token!r}")
+
+
+def test_cost_from_dict_reads_legacy_lm_shape_and_rejects_typos():
+    import pytest
+
+    from lowprob.errors import InputValueError
+    from lowprob.estimate import Cost
+
+    assert Cost.from_dict({"forward": 7, "backward": 2, "seconds": 1.5}) == Cost(model_calls=7, backward_calls=2, seconds=1.5)
+    with pytest.raises(InputValueError, match="forwards"):
+        Cost.from_dict({"forwards": 3})

@@ -193,10 +193,7 @@ def plot_bench(
     records: Sequence[Mapping[str, Any]], scores: Mapping[str, Any], path: str | Path, *, title: str = ""
 ) -> Path:
     """Estimates (after the log-affine fit, and raw as faint markers) vs truth, log-log, one panel per family."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazily; the backend is the caller's (headless: Agg by default)
 
     floor = scores["floor"]
     fams = sorted({str(r["family"]) for r in records}, key=_family_key)

@@ -3,6 +3,8 @@
 * :mod:`~lowprob.propagation.loop` — :func:`propagate` (one loop of small steps returning a
   typed :class:`PropagationTrace`), :func:`register_deduction` and :func:`backward_claims`.
 * :mod:`~lowprob.propagation.steps` — half-space factor steps of the toy.
+* :mod:`~lowprob.propagation.sketch_views` — every loop state viewed as a K-term sketch, so
+  :func:`lowprob.sketching.sketch_error.sketch_error` measures it at any step.
 * :mod:`~lowprob.propagation.toy_estimators` — ``kernel`` (spherical harmonics), ``hermite``
   (tensor Hermite) and ``sampling`` estimators, all through the same loop.
 * :mod:`~lowprob.propagation.gaussian_moments`, :mod:`~lowprob.propagation.cumulants`,
@@ -10,6 +12,7 @@
   and cumulant propagation) and their estimators.
 """
 
+from lowprob.propagation import sketch_views as _sketch_views  # noqa: F401  (registers views)
 from lowprob.propagation.loop import (
     PropagationTrace,
     StepRecord,

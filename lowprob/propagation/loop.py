@@ -9,7 +9,10 @@ factor). Backward: ``C_{i-1} = pullback(C_i, step_i)`` (:func:`backward_claims`,
 
 The loop knows nothing about half-spaces or harmonics. A propagation scheme is
 
-* a *representation* (anything with ``n_terms`` and ``total_mass()``),
+* a *representation* (anything with ``n_terms`` and ``total_mass()``: the loop's view of the
+  one K-term contract :class:`lowprob.sketching.kterm.KTerm`; every sketch is a
+  representation, and every representation type registers a view as a sketch in
+  :data:`lowprob.sketching.kterm.SKETCH_VIEWS`, see :mod:`lowprob.propagation.sketch_views`),
 * a *deduction rule* registered for ``(step type, representation type)`` in
   :data:`DEDUCTIONS`: ``rule(rep, step, flops) -> rep`` (exact; may return a lazy
   "pending product" that the projector evaluates),
@@ -49,7 +52,11 @@ __all__ = [
 
 @runtime_checkable
 class Representation(Protocol):
-    """An activation model: a (possibly signed) pseudo-distribution with ``n_terms`` numbers."""
+    """An activation model: a (possibly signed) pseudo-distribution with ``n_terms`` numbers.
+
+    The two members the loop needs of :class:`lowprob.sketching.kterm.KTerm` (every sketch
+    satisfies this protocol; a state becomes a sketch through ``as_sketch(state, target)``).
+    """
 
     @property
     def n_terms(self) -> int: ...

@@ -2,8 +2,9 @@
 
 A *step* is any object; what a representation does with it is decided by the deduction
 rule registered for the pair ``(type(step), type(representation))`` in
-:data:`lowprob.propagation.loop.DEDUCTIONS`. This module defines the steps of the
-halfspace toy, processed one neuron at a time: step ``i`` multiplies the (unnormalised)
+:data:`lowprob.propagation.loop.DEDUCTIONS`. The steps of the
+halfspace toy, processed one neuron at a time (:class:`HalfspaceStep`, defined with the toy
+in :mod:`lowprob.toy_models.halfspace`, its pullback in :mod:`lowprob.sketching.pullback`): step ``i`` multiplies the (unnormalised)
 density of ``x`` by the factor ``F_i(x) = 1[u_i . x + beta_i > 0]``, so after all ``m``
 steps the total mass is ``p = P[W x + b > 0]``.
 
@@ -21,47 +22,9 @@ import numpy as np
 
 from lowprob._validation import check_finite_array, check_int
 from lowprob.errors import InputValueError
+from lowprob.toy_models.halfspace import HalfspaceStep
 
 __all__ = ["HalfspaceStep", "RandomHalfspaceStep", "halfspace_steps"]
-
-
-@dataclass(frozen=True, eq=False)
-class HalfspaceStep:
-    """Multiply the density by ``1[u . x + beta > 0]``.
-
-    Attributes:
-        normal: unit normal ``u``, shape ``(n,)``, or ``(B, n)`` for a batch of ``B``
-            independent instances propagated together (one row per instance).
-        offset: ``beta`` (scalar or shape ``(B,)``); zero for a cone through the origin.
-    """
-
-    normal: np.ndarray
-    offset: np.ndarray | float = 0.0
-
-    def __post_init__(self) -> None:
-        u = check_finite_array("normal", self.normal)
-        if u.ndim not in (1, 2):
-            raise InputValueError(f"normal must have shape (n,) or (B, n), got {u.shape!r}.")
-        norms = np.linalg.norm(u, axis=-1, keepdims=True)
-        if np.any(norms == 0):
-            raise InputValueError("normal has a zero row; a halfspace needs a non-zero normal.")
-        beta = np.asarray(self.offset, dtype=np.float64) / norms[..., 0]
-        object.__setattr__(self, "normal", u / norms)
-        object.__setattr__(self, "offset", beta)
-
-    @property
-    def n(self) -> int:
-        return int(self.normal.shape[-1])
-
-    @property
-    def homogeneous(self) -> bool:
-        return bool(np.all(self.offset == 0))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """The factor at points ``x`` of shape ``(..., n)`` (unbatched steps only): float 0/1."""
-        if self.normal.ndim != 1:
-            raise InputValueError("evaluate a batched HalfspaceStep row by row.")
-        return (np.asarray(x, dtype=np.float64) @ self.normal + self.offset > 0).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -94,18 +57,8 @@ def halfspace_steps(W: np.ndarray, b: np.ndarray | None = None) -> list[Halfspac
 
 
 # -- backward claim pullback through these steps (lowprob.sketching.pullback registry) --------
-from lowprob.sketching.claims import (  # noqa: E402
-    ClaimDistribution,
-    MultipliedClaims,
-    RandomHalfspaceProduct,
-)
+from lowprob.sketching.claims import ClaimDistribution, RandomHalfspaceProduct  # noqa: E402
 from lowprob.sketching.pullback import register_pullback  # noqa: E402
-
-
-@register_pullback(HalfspaceStep)
-def _pullback_known_halfspace(claims: ClaimDistribution, step: HalfspaceStep) -> ClaimDistribution:
-    """``f -> F f`` with the known factor ``F = 1[u . x + beta > 0]`` (kernel ``F(x)F(y)k(x,y)``)."""
-    return MultipliedClaims(claims, step)
 
 
 @register_pullback(RandomHalfspaceStep)

@@ -47,7 +47,7 @@ from lowprob.propagation.loop import PropagationTrace, backward_claims, propagat
 from lowprob.propagation.sample_cloud import SampleCloud, drop_dead_samples
 from lowprob.propagation.steps import RandomHalfspaceStep, halfspace_steps
 from lowprob.sketching.claims import RandomHalfspaceProduct
-from lowprob.toy_models.halfspace import HalfspaceToy
+from lowprob.toy_models.halfspace import HalfspaceToy, as_halfspace_toy
 from lowprob.toy_models.registry import TOY_ESTIMATORS
 
 __all__ = [
@@ -68,16 +68,6 @@ def random_product_claims(n: int, m: int) -> list[Any]:
             "for d = 1 the probability is 0 or 1/2 by inspection."
         )
     return backward_claims(RandomHalfspaceProduct(0, n), [RandomHalfspaceStep(n)] * m)
-
-
-def _as_toy(problem: object) -> HalfspaceToy:
-    if isinstance(problem, HalfspaceToy):
-        return problem
-    if isinstance(problem, (np.ndarray, list, tuple)):
-        return HalfspaceToy(problem)
-    raise InputValueError(
-        f"problem must be a HalfspaceToy or an (m, d) weight array, got {type(problem).__name__!r}."
-    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +105,7 @@ class ToyPropagationEstimator(abc.ABC):
     # -- public --------------------------------------------------------------------------
     def trace(self, problem: object, budget: int, *, seed: object = None) -> PropagationTrace:
         """The full :class:`~lowprob.propagation.loop.PropagationTrace` for one instance."""
-        toy = _as_toy(problem)
+        toy = as_halfspace_toy(problem)
         budget = check_budget(budget)
         rng = as_generator(seed)
         self._check_problem(toy)

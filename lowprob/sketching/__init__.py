@@ -9,7 +9,9 @@ Modules (named by their mathematics):
     pullback            backward claim propagation through a step (registry by step type)
     measures            target distributions with deterministic reference rules
     eigensystems        eigenpairs grouped into eigenspaces (harmonic); nystrom: general kernels
-    sketches            SampleSketch, KernelSketch, QuadratureSketch, GaussianMomentSketch
+    kterm               the one K-term contract (KTerm), views of loop states (as_sketch)
+    sketches            PointSketch, HarmonicSketch, SampleSketch, KernelSketch, QuadratureSketch,
+                        GaussianMomentSketch
     sketch_error        the exact error E_f (E_M f - E_D f)^2 with bounds; brute-force check
 """
 
@@ -30,9 +32,11 @@ from lowprob.sketching.funk_hecke import (
 )
 from lowprob.sketching.harmonics import SphericalHarmonics
 from lowprob.sketching.kernels import NotPSDError, RBFKernel, ZonalKernel
+from lowprob.sketching.kterm import SKETCH_VIEWS, KTerm, as_sketch
 from lowprob.sketching.measures import (
     GaussianMixture,
     Measure,
+    ScaledMeasure,
     SphericalCone,
     UniformSphere,
     WeightedPoints,
@@ -41,7 +45,9 @@ from lowprob.sketching.pullback import pullback, register_pullback
 from lowprob.sketching.sketch_error import SketchError, sampled_sketch_error, sketch_error
 from lowprob.sketching.sketches import (
     GaussianMomentSketch,
+    HarmonicSketch,
     KernelSketch,
+    PointSketch,
     QuadratureSketch,
     SampleSketch,
     Sketch,
@@ -49,15 +55,20 @@ from lowprob.sketching.sketches import (
 from lowprob.sketching.sphere_quadrature import sphere_quadrature
 
 __all__ = [
+    "SKETCH_VIEWS",
     "ClaimDistribution",
     "ComposedClaims",
     "FiniteClaims",
     "GaussianMixture",
     "GaussianMomentSketch",
+    "HarmonicSketch",
+    "KTerm",
     "KernelSketch",
     "Measure",
+    "PointSketch",
     "QuadratureSketch",
     "SampleSketch",
+    "ScaledMeasure",
     "Sketch",
     "SketchError",
     "SphericalCone",
@@ -77,6 +88,7 @@ __all__ = [
     "harmonic_dimension",
     "pullback",
     "register_pullback",
+    "as_sketch",
     "sampled_sketch_error",
     "sketch_error",
     "sphere_quadrature",

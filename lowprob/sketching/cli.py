@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 import numpy as np
 
+from lowprob._io import dumps_strict
 from lowprob.sketching.claims import RandomHalfspaceProduct
 from lowprob.sketching.funk_hecke import harmonic_dimension
 from lowprob.sketching.measures import SphericalCone
@@ -32,7 +32,7 @@ def _eigenvalues(args: argparse.Namespace) -> int:
     lam = C.zonal.eigenvalues(args.L)
     dims = [harmonic_dimension(l, args.n) for l in range(args.L + 1)]
     if args.json:
-        print(json.dumps({"m": args.m, "n": args.n, "eigenvalues": lam.tolist(), "multiplicities": dims}))
+        print(dumps_strict({"m": args.m, "n": args.n, "eigenvalues": lam, "multiplicities": dims}))
     else:
         print(f"# Funk-Hecke eigenvalues, kappa_{args.m} on S^{args.n - 1}; trace kappa(1) = {C.zonal.trace():.6g}")
         print("degree  multiplicity  lambda_l")
@@ -62,12 +62,12 @@ def _error(args: argparse.Namespace) -> int:
         "upper": rep.upper,
         "method": rep.method,
         "cone_mass": D.mass,
-        "seconds": sk.cost.seconds,
+        "cost": sk.cost.to_dict(),
     }
     if args.kind == "sample":
         out["expected_error"] = sk.expected_error(C, degree=args.degree)
     if args.json:
-        print(json.dumps(out))
+        print(dumps_strict(out))
     else:
         for k, v in out.items():
             print(f"{k:15s} {v:.6g}" if isinstance(v, (float, np.floating)) else f"{k:15s} {v}")

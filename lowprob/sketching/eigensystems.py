@@ -27,9 +27,15 @@ from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.sketching.harmonics import SphericalHarmonics
 from lowprob.sketching.kernels import ZonalKernel
-from lowprob.sketching.measures import Measure
+from lowprob.sketching.measures import Measure, ScaledMeasure, UniformSphere, WeightedPoints
 
-__all__ = ["Eigensystem", "HarmonicEigensystem", "group_clusters", "harmonic_moments"]
+__all__ = [
+    "Eigensystem",
+    "HarmonicEigensystem",
+    "group_clusters",
+    "harmonic_moments",
+    "target_moments_exact",
+]
 
 
 def group_clusters(
@@ -56,11 +62,27 @@ def group_clusters(
     return [np.array(c, dtype=np.int64) for c in clusters], np.array(cvals)
 
 
-def harmonic_moments(D: Measure, sh: SphericalHarmonics, *, batch: int = 2048) -> np.ndarray:
-    """``E_D Y_j`` for every column of ``sh`` by ``D``'s reference quadrature, shape ``(total_dim,)``.
+def target_moments_exact(D: Measure) -> bool:
+    """Whether :func:`harmonic_moments` of ``D`` is exact up to rounding at every degree.
 
-    Cached on ``D`` per ``(n, L)``; points are projected radially (so measures on ``R^n`` give
-    the moments of their radial projection).
+    True for the uniform sphere (closed form ``e_0``) and for discrete measures (their points
+    are the measure); False for targets integrated by a reference rule that is not exact for
+    polynomials of every degree (e.g. :class:`~lowprob.sketching.measures.SphericalCone`).
+    """
+    if isinstance(D, ScaledMeasure):
+        return target_moments_exact(D.base)
+    return isinstance(D, (UniformSphere, WeightedPoints))
+
+
+def harmonic_moments(D: Measure, sh: SphericalHarmonics) -> np.ndarray:
+    """``E_D Y_j`` for every column of ``sh``, shape ``(total_dim,)``.
+
+    The uniform sphere has ``E Y_0 = 1`` and ``E Y_j = 0`` otherwise (orthogonality), used in
+    closed form: its reference rule is exact only to its polynomial ``degree``, and above it
+    the rule aliases high-degree harmonics onto O(1) moments. Any other measure uses its
+    reference quadrature through :meth:`SphericalHarmonics.moments` (bounded memory). Cached on
+    ``D`` per ``(n, L)``; points are projected radially (so measures on ``R^n`` give the moments
+    of their radial projection).
     """
     cache = D.__dict__.setdefault("_harmonic_moment_cache", {})
     key = (sh.n, sh.L)
@@ -68,10 +90,14 @@ def harmonic_moments(D: Measure, sh: SphericalHarmonics, *, batch: int = 2048) -
         for (n, L), val in cache.items():
             if n == sh.n and L >= sh.L:
                 return val[: sh.total_dim]
-        Q = D.quadrature()
-        out = np.zeros(sh.total_dim)
-        for s in range(0, len(Q), batch):
-            out += Q.weights[s : s + batch] @ sh.evaluate(Q.points[s : s + batch], normalize=True)
+        if isinstance(D, ScaledMeasure):
+            out = D.mass * harmonic_moments(D.base, sh)
+        elif isinstance(D, UniformSphere):
+            out = np.zeros(sh.total_dim)
+            out[0] = 1.0
+        else:
+            Q = D.quadrature()
+            out = sh.moments(Q.points, Q.weights, normalize=True)
         cache[key] = out
     return cache[key]
 

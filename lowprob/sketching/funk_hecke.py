@@ -179,9 +179,22 @@ def halfspace_product_profile(m: int) -> HalfspaceProductProfile:
 
 
 def zonal_from_eigenvalues(eigenvalues: np.ndarray, n: int, t: np.ndarray) -> np.ndarray:
-    """Addition-theorem synthesis ``sum_l lambda_l dim_l P_l(t)`` (a truncated zonal profile)."""
+    """Addition-theorem synthesis ``sum_l lambda_l dim_l P_l(t)`` (a truncated zonal profile).
+
+    Runs the recurrence of :func:`gegenbauer_table` with three arrays of ``t``'s shape, so the
+    memory is ``O(t.size)`` at any degree (no ``(L + 1, *t.shape)`` table). Forward error per
+    entry: at most ``sum_l lambda_l dim_l (2 l + 2) u`` for ``|t| <= 1`` (``|P_l| <= 1``).
+    """
     lam = np.asarray(eigenvalues, dtype=np.float64)
+    n = _check_n(n)
     L = lam.size - 1
-    dims = np.array([harmonic_dimension(l, n) for l in range(L + 1)], dtype=np.float64)
-    P = gegenbauer_table(L, n, t)
-    return np.tensordot(lam * dims, P, axes=(0, 0))
+    coef = lam * np.array([harmonic_dimension(l, n) for l in range(L + 1)], dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    p_prev, p_cur = np.ones_like(t), t.copy()
+    out = np.full_like(t, coef[0]) if L >= 0 else np.zeros_like(t)
+    if L >= 1:
+        out += coef[1] * p_cur
+    for l in range(1, L):
+        p_prev, p_cur = p_cur, ((2 * l + n - 2) * t * p_cur - l * p_prev) / (l + n - 2)
+        out += coef[l + 1] * p_cur
+    return out

@@ -94,9 +94,27 @@ class ZonalKernel:
         return self.n
 
     def __call__(self, x: object, y: object) -> np.ndarray:
+        """Gram matrix ``(N, M)``.
+
+        Near-parallel pairs (``|t| > 1 - 1e-6``) are evaluated from the angle
+        ``theta = 2 arcsin(|x - y| / 2)`` (or ``pi - 2 arcsin(|x + y| / 2)``) instead of
+        ``arccos t``, whose round-off there is ``~ sqrt(u)`` (a point against itself gives
+        exactly ``kappa(1)``). Profiles without ``of_angle`` get ``cos theta``.
+        """
         x = _unit(check_points("x", x, self.n), "x")
         y = _unit(check_points("y", y, self.n), "y")
-        return np.asarray(self.profile(np.clip(x @ y.T, -1.0, 1.0)), dtype=np.float64)
+        T = np.clip(x @ y.T, -1.0, 1.0)
+        out = np.asarray(self.profile(T), dtype=np.float64)
+        i, j = np.nonzero(np.abs(T) > 1.0 - 1e-6)
+        if i.size:
+            pos = T[i, j] > 0
+            chord = np.linalg.norm(np.where(pos[:, None], x[i] - y[j], x[i] + y[j]), axis=1)
+            half = 2.0 * np.arcsin(np.minimum(chord / 2.0, 1.0))
+            theta = np.where(pos, half, np.pi - half)
+            of_angle = getattr(self.profile, "of_angle", None)
+            vals = of_angle(theta) if of_angle is not None else self.profile(np.cos(theta))
+            out[i, j] = np.asarray(vals, dtype=np.float64)
+        return out
 
     def diag(self, x: object) -> np.ndarray:
         x = check_points("x", x, self.n)

@@ -41,6 +41,7 @@ from lowprob.toy_models.orthant import (
 __all__ = [
     "GaussianMixture",
     "Measure",
+    "ScaledMeasure",
     "SphericalCone",
     "UniformSphere",
     "WeightedPoints",
@@ -73,6 +74,10 @@ class Measure(ABC):
     def density_norm2(self) -> float | None:
         """``||dD/dsigma||^2`` on the sphere if finite and known, else ``None``."""
         return None
+
+    def scaled(self, mass: float) -> ScaledMeasure:
+        """``mass * D``: the unnormalised target of a propagated state whose ``E_M[1]`` estimates ``mass``."""
+        return ScaledMeasure(self, mass)
 
 
 class WeightedPoints(Measure):
@@ -119,6 +124,38 @@ class WeightedPoints(Measure):
 
     def __len__(self) -> int:
         return self.points.shape[0]
+
+
+class ScaledMeasure(Measure):
+    """``c D`` for a measure ``D`` and a mass ``c > 0`` (e.g. ``p`` times a cone's uniform measure).
+
+    Reference rule: ``D``'s, with weights times ``c``; ``density_norm2 = c^2 ||dD/dsigma||^2``.
+    Sampling draws from ``D`` (the shape; the mass is not a probability).
+    """
+
+    def __init__(self, base: Measure, mass: float) -> None:
+        if not isinstance(base, Measure):
+            raise InputValueError(f"base must be a Measure, got {base!r}.")
+        mass = float(mass)
+        if not np.isfinite(mass) or mass <= 0:
+            raise InputValueError(f"mass must be finite and > 0, got {mass!r}.")
+        self.base, self.mass = base, mass
+        self.dim, self.on_sphere = base.dim, base.on_sphere
+
+    def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.base._sample(n, rng)
+
+    def quadrature(self) -> WeightedPoints:
+        Q = self.base.quadrature()
+        return WeightedPoints(Q.points, self.mass * Q.weights, signed=True, on_sphere=Q.on_sphere)
+
+    @property
+    def density_norm2(self) -> float | None:
+        g2 = self.base.density_norm2
+        return None if g2 is None else self.mass**2 * g2
+
+    def __repr__(self) -> str:
+        return f"ScaledMeasure({self.base!r}, mass={self.mass!r})"
 
 
 class UniformSphere(Measure):

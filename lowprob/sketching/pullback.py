@@ -11,7 +11,7 @@ Built-in rules:
 
 * any plain callable ``x -> L(x)`` (``(N, d_in) -> (N, d_out)``): composition,
   :class:`~lowprob.sketching.claims.ComposedClaims`, kernel ``k(Lx, Ly)``;
-* :class:`lowprob.toy_models.HalfspaceFactor` ``F(x) = 1[w . x + b > 0]``: the step keeps
+* :class:`lowprob.toy_models.halfspace.HalfspaceStep` ``F(x) = 1[w . x + b > 0]``: the step keeps
   ``x`` and multiplies the running product by ``F``, so the claim ``f`` becomes
   ``x -> F(x) f(x)`` (:class:`~lowprob.sketching.claims.MultipliedClaims`, kernel
   ``F(x) F(y) k(x, y)``). For a product of remaining random halfspaces, pulling back
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from lowprob.errors import InputTypeError
 from lowprob.registry import Registry
 from lowprob.sketching.claims import ClaimDistribution, ComposedClaims, MultipliedClaims
-from lowprob.toy_models.halfspace import HalfspaceFactor
+from lowprob.toy_models.halfspace import HalfspaceStep
 
 __all__ = ["PULLBACK_RULES", "pullback", "register_pullback"]
 
@@ -62,6 +62,7 @@ def pullback(claims: ClaimDistribution, step: Any) -> ClaimDistribution:
     )
 
 
-@register_pullback(HalfspaceFactor)
-def _pullback_halfspace_factor(claims: ClaimDistribution, step: HalfspaceFactor) -> ClaimDistribution:
+@register_pullback(HalfspaceStep)
+def _pullback_halfspace(claims: ClaimDistribution, step: HalfspaceStep) -> ClaimDistribution:
+    """``f -> F f`` with the known factor ``F = 1[u . x + beta > 0]`` (kernel ``F(x)F(y)k(x,y)``)."""
     return MultipliedClaims(claims, step)

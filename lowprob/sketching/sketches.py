@@ -6,13 +6,24 @@ was made:
 * ``K``: the number of terms actually used (samples, points, eigenfunctions, moments);
 * ``target``: the measure ``D`` it sketches;
 * ``expect(f)``: ``E_M f`` (``M`` may be a *signed* pseudo-distribution);
-* ``harmonic_moments(sh)``: ``E_M Y_j`` for a :class:`~lowprob.sketching.harmonics.SphericalHarmonics`;
+* ``harmonic_moments(sh)``: ``E_M Y_j`` for a :class:`~lowprob.sketching.harmonics.SphericalHarmonics`,
+  and ``harmonic_moments_rounding(sh)``: a per-degree bound on their float64 error;
 * ``error(claims)``: the exact ``E_{f~C}[(E_M f - E_D f)^2]``
   (:func:`lowprob.sketching.sketch_error.sketch_error`);
 * ``cost``: a :class:`lowprob.Cost` (``samples`` = ``K`` terms, ``seconds`` to build;
   FLOPs are not counted for sketch construction, ``flops = 0``).
 
-Kinds: :class:`SampleSketch` (``K`` i.i.d. samples), :class:`KernelSketch` (L2 projection of
+and, because a sketch *is* an activation model that the propagation loop can carry, the loop's
+two members ``n_terms`` (``= K``) and ``total_mass()`` (``E_M[1]``): every sketch satisfies
+:class:`lowprob.propagation.loop.Representation`. Conversely :func:`as_sketch` views any loop
+state (a sample cloud, a harmonic coefficient block, ...) as a sketch of a given target, by a
+rule registered per representation type in :data:`SKETCH_VIEWS`, so
+:func:`~lowprob.sketching.sketch_error.sketch_error` measures what the loop produced at any
+step.
+
+Kinds: :class:`PointSketch` (any signed weighted point set, e.g. a propagated sample cloud),
+:class:`HarmonicSketch` (a density ``sum_j c_j Y_j`` on the sphere, e.g. the ``kernel``
+scheme's coefficient blocks), :class:`SampleSketch` (``K`` i.i.d. samples), :class:`KernelSketch` (L2 projection of
 ``dD/dmu`` onto the top-``K`` eigenfunctions of the claim kernel, whole eigenspaces only),
 :class:`QuadratureSketch` (``K`` points with MMD-optimal weights), and
 :class:`GaussianMomentSketch` (mean and covariance: the classic activation model).
@@ -25,14 +36,15 @@ from typing import Any
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-from lowprob._validation import as_generator, check_int
-from lowprob.errors import InputValueError, LowprobError, NumericalError, UnavailableError
+from lowprob._validation import as_generator, check_finite_array, check_int
+from lowprob.errors import InputValueError, LowprobError, NumericalError
 from lowprob.estimate import Cost, stopwatch
 from lowprob.sketching.claims import ClaimDistribution
 from lowprob.sketching.eigensystems import Eigensystem, HarmonicEigensystem
 from lowprob.sketching.funk_hecke import harmonic_dimension
 from lowprob.sketching.harmonics import SphericalHarmonics
 from lowprob.sketching.kernels import check_points, psd_eigh
+from lowprob.sketching.kterm import SKETCH_VIEWS, KTerm, as_sketch
 from lowprob.sketching.measures import Measure, WeightedPoints
 from lowprob.sketching.nystrom import NystromEigensystem
 from lowprob.sketching.sketch_error import (
@@ -46,12 +58,16 @@ from lowprob.sketching.sketch_error import (
 from lowprob.sketching.sphere_quadrature import sphere_quadrature
 
 __all__ = [
+    "SKETCH_VIEWS",
     "GaussianMomentSketch",
+    "HarmonicSketch",
     "InfeasibleQPError",
     "KernelSketch",
+    "PointSketch",
     "QuadratureSketch",
     "SampleSketch",
     "Sketch",
+    "as_sketch",
 ]
 
 
@@ -75,25 +91,9 @@ def _check_target(target: object, claims: ClaimDistribution | None = None) -> Me
     return target
 
 
-class Sketch:
-    """Base class: see the module docstring for the contract."""
-
-    K: int
-    target: Measure
-    cost: Cost
-    kind: str = "sketch"
-
-    def expect(self, f: Any) -> float:
-        raise UnavailableError(f"{type(self).__name__} does not implement expect().")
-
-    def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
-        raise UnavailableError(f"{type(self).__name__} has no harmonic moments.")
-
-    def points_and_weights(self) -> WeightedPoints:
-        raise UnavailableError(f"{type(self).__name__} is not a weighted point set.")
-
-    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
-        raise UnavailableError(f"{type(self).__name__} cannot compute its spectral tail.")
+class Sketch(KTerm):
+    """Base class of the sketches built here: the :class:`~lowprob.sketching.kterm.KTerm`
+    contract plus :meth:`error` / :meth:`error_report`."""
 
     def error(self, claims: ClaimDistribution, *, degree: int = DEFAULT_DEGREE) -> float:
         """Exact ``E_{f~C}[(E_M f - E_D f)^2]`` (see :func:`sketch_error` for bounds)."""
@@ -106,21 +106,38 @@ class Sketch:
         return f"{type(self).__name__}(K={self.K})"
 
 
-class _PointSketch(Sketch):
-    """``M = sum_i w_i delta_{x_i}`` (weights may be signed)."""
+class PointSketch(Sketch):
+    """``M = sum_i w_i delta_{x_i}`` (weights may be signed, mass need not be 1) sketching ``target``.
 
+    The view of a propagated :class:`~lowprob.propagation.sample_cloud.SampleCloud`, and the
+    base of the sample, quadrature and Gaussian-moment sketches. ``K`` = number of points.
+    """
+
+    kind = "points"
     measure: WeightedPoints
+
+    def __init__(self, measure: WeightedPoints, target: Measure) -> None:
+        if not isinstance(measure, WeightedPoints):
+            raise InputValueError(f"measure must be a WeightedPoints, got {measure!r}.")
+        self.target = _check_target(target)
+        if measure.dim != self.target.dim:
+            raise InputValueError(
+                f"points live in R^{measure.dim} but the target in R^{self.target.dim}; they must match."
+            )
+        self.measure = measure
+        self.K = len(measure)
+        self.cost = Cost(samples=self.K)
 
     def expect(self, f: Any) -> float:
         return self.measure.expect(f)
 
     def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
-        return self.measure.weights @ sh.evaluate(self.measure.points, normalize=True)
+        return sh.moments(self.measure.points, self.measure.weights, normalize=True)
 
     def points_and_weights(self) -> WeightedPoints:
         return self.measure
 
-    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> tuple[float, float]:
         return point_spectral_tail(self.measure, zonal, lam)
 
     @property
@@ -132,7 +149,7 @@ class _PointSketch(Sketch):
         return self.measure.weights
 
 
-class SampleSketch(_PointSketch):
+class SampleSketch(PointSketch):
     """``K`` i.i.d. samples of ``D`` with weights ``1/K``. Expected error ``E_f Var_D(f) / K``."""
 
     kind = "sample"
@@ -239,7 +256,7 @@ class KernelSketch(Sketch):
 
     def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
         if not self._harmonic:
-            return self.measure.weights @ sh.evaluate(self.measure.points, normalize=True)
+            return sh.moments(self.measure.points, self.measure.weights, normalize=True)
         out = np.zeros(sh.total_dim)
         inside = self.columns < sh.total_dim
         if sh.n != self.target.dim:
@@ -250,19 +267,24 @@ class KernelSketch(Sketch):
     def points_and_weights(self) -> WeightedPoints:
         return self.measure if not self._harmonic else self._harmonic_rule()
 
-    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> float:
+    def harmonic_moments_rounding(self, sh: SphericalHarmonics) -> np.ndarray:
+        if self._harmonic:  # the moments are the stored coefficients themselves
+            return np.zeros(sh.L + 1)
+        return super().harmonic_moments_rounding(sh)
+
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> tuple[float, float]:
         if self._harmonic:
             L = lam.size - 1
             if int(self.eigensystem.sh.degrees[self.columns].max()) > L:  # type: ignore[attr-defined]
                 raise InputValueError(f"error degree {L} is below the sketch's kept degrees; raise degree.")
-            return 0.0
+            return 0.0, 0.0
         return point_spectral_tail(self.measure, zonal, lam)
 
     def __repr__(self) -> str:
         return f"KernelSketch(K={self.K}, requested={self.K_requested}, {self.eigensystem!r})"
 
 
-class QuadratureSketch(_PointSketch):
+class QuadratureSketch(PointSketch):
     """``K`` points with weights minimising ``||sum_i w_i k(x_i, .) - mu_D||_k^2`` (MMD).
 
     Points are chosen from ``candidates`` (default: ``n_candidates`` draws of ``D`` with
@@ -427,7 +449,7 @@ def _simplex_weights(KSS: np.ndarray, z: np.ndarray, max_weight: float | None) -
     return np.clip(np.asarray(w.value, dtype=np.float64), 0.0, None)
 
 
-class GaussianMomentSketch(_PointSketch):
+class GaussianMomentSketch(PointSketch):
     """``M = N(mean_D, cov_D)``: the classic activation model (mean + covariance, ``K = d + d(d+1)/2``).
 
     Moments are exact under ``D``'s reference quadrature; expectations under ``M`` use the
@@ -459,3 +481,67 @@ class GaussianMomentSketch(_PointSketch):
         self.measure = WeightedPoints(X, W, signed=True)
         self.K = d + d * (d + 1) // 2
         self.cost = Cost(samples=self.K, seconds=t[0])
+
+
+_PointSketch = PointSketch  # backward-compatible private name
+
+
+class HarmonicSketch(Sketch):
+    """``M = g sigma`` with ``g = sum_j c_j Y_j`` (degrees ``<= L``) on ``S^{n-1}``, sketching ``target``.
+
+    ``E_M Y_j = c_j`` (orthonormality), so its harmonic moments are the coefficients and it has
+    no content above ``L`` (``spectral_tail = 0``; an error degree below ``L`` is refused).
+    ``K`` = the number of non-zero-block coefficients given by ``n_terms`` (default: all).
+    The view of the ``kernel`` scheme's :class:`~lowprob.propagation.harmonic_density.HarmonicDensity`.
+    """
+
+    kind = "harmonic"
+
+    def __init__(self, coefficients: object, target: Measure, *, n_terms: int | None = None) -> None:
+        self.target = _check_target(target)
+        if not self.target.on_sphere:
+            raise InputValueError(f"a HarmonicSketch needs a target on the sphere, got {target!r}.")
+        c = check_finite_array("coefficients", coefficients, ndim=1)
+        n, L, total = self.target.dim, 0, 1
+        while total < c.size:
+            L += 1
+            total += harmonic_dimension(L, n)
+        if total != c.size:
+            raise InputValueError(
+                f"coefficients has {c.size} entries; harmonics of degrees 0..L on S^{n - 1} have "
+                f"1, {1 + n}, ... entries (a whole number of degree blocks)."
+            )
+        self.coefficients, self.L, self.n = c, L, n
+        self.K = c.size if n_terms is None else check_int("n_terms", n_terms, minimum=1)
+        self.cost = Cost(samples=self.K)
+
+    def total_mass(self) -> float:
+        return float(self.coefficients[0])
+
+    def harmonic_moments(self, sh: SphericalHarmonics) -> np.ndarray:
+        if sh.n != self.n:
+            raise InputValueError(f"harmonics on S^{sh.n - 1} do not match the sketch's S^{self.n - 1}.")
+        out = np.zeros(sh.total_dim)
+        k = min(sh.total_dim, self.coefficients.size)
+        out[:k] = self.coefficients[:k]
+        return out
+
+    def harmonic_moments_rounding(self, sh: SphericalHarmonics) -> np.ndarray:
+        return np.zeros(sh.L + 1)
+
+    def spectral_tail(self, zonal: Any, lam: np.ndarray) -> tuple[float, float]:
+        if lam.size - 1 < self.L:
+            raise InputValueError(
+                f"error degree {lam.size - 1} is below the sketch's degree {self.L}; pass degree >= {self.L}."
+            )
+        return 0.0, 0.0
+
+    def expect(self, f: Any, *, quad_degree: int | None = None) -> float:
+        """``E_M f = int f g dsigma`` by an exact sphere rule of degree ``quad_degree`` (default ``2 L + 20``)."""
+        return self.points_and_weights(quad_degree).expect(f)
+
+    def points_and_weights(self, quad_degree: int | None = None) -> WeightedPoints:
+        deg = 2 * self.L + 20 if quad_degree is None else check_int("quad_degree", quad_degree, minimum=self.L)
+        X, w = sphere_quadrature(self.n, deg)
+        g = SphericalHarmonics(self.n, self.L).synthesize(X, self.coefficients)
+        return WeightedPoints(X, w * g, signed=True)

@@ -1,7 +1,12 @@
 """Toy problems with known answers: the halfspace toy (+ exact oracle), random MLPs, random products."""
 
 from lowprob.toy_models.baselines import NaiveMonteCarlo, SequentialMonteCarlo
-from lowprob.toy_models.halfspace import HalfspaceFactor, HalfspaceToy
+from lowprob.toy_models.halfspace import (
+    HalfspaceFactor,
+    HalfspaceStep,
+    HalfspaceToy,
+    as_halfspace_toy,
+)
 from lowprob.toy_models.instance_stats import (
     InstanceStats,
     instance_statistics,
@@ -13,12 +18,14 @@ from lowprob.toy_models.random_mlp import RandomMLP
 
 __all__ = [
     "HalfspaceFactor",
+    "HalfspaceStep",
     "HalfspaceToy",
     "InstanceStats",
     "NaiveMonteCarlo",
     "OracleResult",
     "RandomMLP",
     "SequentialMonteCarlo",
+    "as_halfspace_toy",
     "exact_probabilities",
     "exact_probability",
     "instance_statistics",

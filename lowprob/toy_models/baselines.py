@@ -18,24 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowprob._validation import as_generator, check_budget, check_int
-from lowprob.errors import BudgetError, InputTypeError, InputValueError
+from lowprob.errors import BudgetError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
-from lowprob.toy_models.halfspace import HalfspaceToy
+from lowprob.toy_models.halfspace import as_halfspace_toy
 from lowprob.toy_models.registry import TOY_ESTIMATORS
 from lowprob.toy_models.tilting import _truncnorm_ppf
 
 __all__ = ["NaiveMonteCarlo", "SequentialMonteCarlo", "as_halfspace_toy"]
-
-
-def as_halfspace_toy(problem: object) -> HalfspaceToy:
-    """Accept a :class:`HalfspaceToy` or an ``(m, d)`` weight matrix."""
-    if isinstance(problem, HalfspaceToy):
-        return problem
-    if isinstance(problem, np.ndarray) or isinstance(problem, (list, tuple)):
-        return HalfspaceToy(problem)
-    raise InputTypeError(
-        f"problem must be a HalfspaceToy or an (m, d) weight array, got {type(problem).__name__}."
-    )
 
 
 @dataclass

@@ -11,7 +11,6 @@ registered by other packages (``kernel``, ``hermite``, ``sampling``) appear auto
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -19,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from lowprob._io import dumps_strict
 from lowprob._progress import progress
 from lowprob.errors import InputValueError, UnavailableError
-from lowprob.estimate import json_default, stopwatch
+from lowprob.estimate import stopwatch
 from lowprob.toy_models.halfspace import HalfspaceToy
 
 __all__ = ["load_weights", "register"]
@@ -145,7 +145,7 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 
 def _emit(args: argparse.Namespace, record: dict[str, Any], rows: list[tuple[str, Any]]) -> None:
     if args.json:
-        print(json.dumps(record, default=json_default))
+        print(dumps_strict(record))
     else:
         print(_table(rows))
 

@@ -15,25 +15,76 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowprob._validation import as_generator, check_finite_array, check_int
-from lowprob.errors import InputValueError
+from lowprob.errors import InputTypeError, InputValueError
 
-__all__ = ["HalfspaceFactor", "HalfspaceToy"]
+__all__ = ["HalfspaceFactor", "HalfspaceStep", "HalfspaceToy", "as_halfspace_toy"]
 
 
-@dataclass(frozen=True)
-class HalfspaceFactor:
-    """One factor ``F(x) = 1[normal . x + offset > 0]`` of the toy's event."""
+@dataclass(frozen=True, eq=False)
+class HalfspaceStep:
+    """One factor ``F(x) = 1[u . x + beta > 0]`` of the toy's event, and one step of the loop.
 
-    normal: np.ndarray  # shape (d,)
-    offset: float = 0.0
+    The toy's layered view (:attr:`HalfspaceToy.factors`) and the step that
+    :func:`lowprob.propagation.loop.propagate` multiplies into a density are the same object:
+    deduction rules are registered for ``(HalfspaceStep, representation)`` and the one
+    backward rule (``f -> F f``) in :mod:`lowprob.sketching.pullback`.
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Evaluate on points ``x`` of shape ``(..., d)``; returns float64 0/1 of shape ``(...)``."""
-        return (np.asarray(x, dtype=np.float64) @ self.normal + self.offset > 0).astype(np.float64)
+    Attributes:
+        normal: unit normal ``u``, shape ``(n,)``, or ``(B, n)`` for a batch of ``B``
+            independent instances propagated together (one row per instance). The input is
+            rescaled to unit length (with ``offset``), which leaves the factor unchanged.
+        offset: ``beta`` (scalar or shape ``(B,)``); zero for a cone through the origin.
+    """
+
+    normal: np.ndarray
+    offset: np.ndarray | float = 0.0
+
+    def __post_init__(self) -> None:
+        u = check_finite_array("normal", self.normal)
+        if u.ndim not in (1, 2):
+            raise InputValueError(f"normal must have shape (n,) or (B, n), got {u.shape!r}.")
+        norms = np.linalg.norm(u, axis=-1, keepdims=True)
+        if np.any(norms == 0):
+            raise InputValueError("normal has a zero row; a halfspace needs a non-zero normal.")
+        off = check_finite_array("offset", self.offset)
+        if off.shape not in ((), u.shape[:-1]):
+            raise InputValueError(f"offset must be a scalar or have shape {u.shape[:-1]!r}, got {off.shape!r}.")
+        object.__setattr__(self, "normal", u / norms)
+        object.__setattr__(self, "offset", off / norms[..., 0])
+
+    @property
+    def n(self) -> int:
+        return int(self.normal.shape[-1])
 
     @property
     def unit_normal(self) -> np.ndarray:
-        return self.normal / np.linalg.norm(self.normal)
+        return self.normal
+
+    @property
+    def homogeneous(self) -> bool:
+        return bool(np.all(self.offset == 0))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The factor at points ``x`` of shape ``(..., n)`` (unbatched steps only): float 0/1."""
+        if self.normal.ndim != 1:
+            raise InputValueError("evaluate a batched HalfspaceStep row by row.")
+        return (np.asarray(x, dtype=np.float64) @ self.normal + self.offset > 0).astype(np.float64)
+
+
+HalfspaceFactor = HalfspaceStep
+"""Backward-compatible name of :class:`HalfspaceStep`."""
+
+
+def as_halfspace_toy(problem: object) -> HalfspaceToy:
+    """Accept a :class:`HalfspaceToy` or an ``(m, d)`` weight matrix (validated by :class:`HalfspaceToy`)."""
+    if isinstance(problem, HalfspaceToy):
+        return problem
+    if isinstance(problem, (np.ndarray, list, tuple)):
+        return HalfspaceToy(problem)
+    raise InputTypeError(
+        f"problem must be a HalfspaceToy or an (m, d) weight array, got {type(problem).__name__} "
+        f"{problem!r:.80}; build one with HalfspaceToy(W, b) or HalfspaceToy.random(d, m, seed=...)."
+    )
 
 
 class HalfspaceToy:
@@ -88,9 +139,9 @@ class HalfspaceToy:
         return bool(np.any(self.b != 0))
 
     @property
-    def factors(self) -> tuple[HalfspaceFactor, ...]:
-        """The layered view: one factor per neuron, in row order."""
-        return tuple(HalfspaceFactor(self.W[i].copy(), float(self.b[i])) for i in range(self.m))
+    def factors(self) -> tuple[HalfspaceStep, ...]:
+        """The layered view: one factor (loop step) per neuron, in row order."""
+        return tuple(HalfspaceStep(self.W[i].copy(), float(self.b[i])) for i in range(self.m))
 
     # -- evaluation -------------------------------------------------------------------
     def event(self, x: np.ndarray) -> np.ndarray:

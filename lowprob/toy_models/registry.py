@@ -1,16 +1,19 @@
 """The registry of estimators for :class:`~lowprob.toy_models.HalfspaceToy` problems.
 
-Each entry maps a method name to a factory ``(**options) -> Estimator``. Baselines live in
-``lowprob.toy_models``; the propagation estimators (``kernel``, ``hermite``, ``sampling``)
-register themselves from ``lowprob.propagation`` and are loaded on first lookup.
+Each entry maps a method name to a factory ``(**options) -> Estimator``. Registration goes
+one way, from the package that defines an estimator into this table: the baselines
+(``naive``, ``smc``) register when :mod:`lowprob.toy_models` is imported, the propagation
+estimators (``kernel``, ``hermite``, ``sampling``) when :mod:`lowprob.propagation` is. This
+module imports nothing above ``lowprob.toy_models``; the ``lowprob`` command line imports
+every plugin package before it reads the table.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
+from lowprob.errors import InputValueError
 from lowprob.estimate import Estimator
 from lowprob.registry import Registry
 
@@ -18,25 +21,18 @@ __all__ = ["TOY_ESTIMATORS", "get_toy_estimator", "toy_estimator_names"]
 
 TOY_ESTIMATORS: Registry[Callable[..., Estimator]] = Registry("toy estimator")
 
-# Modules whose import registers more toy estimators (optional: skipped if absent).
-_PLUGIN_MODULES = ("lowprob.toy_models.baselines", "lowprob.propagation.toy_estimators")
-
-
-def _load_plugins() -> None:
-    for name in _PLUGIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-
 
 def get_toy_estimator(name: str, **options: Any) -> Estimator:
     """Instantiate the toy estimator registered as ``name`` with ``options``."""
-    _load_plugins()
+    if name not in TOY_ESTIMATORS:
+        raise InputValueError(
+            f"unknown toy estimator {name!r}; registered: {', '.join(map(repr, toy_estimator_names()))}. "
+            "Estimators register when their package is imported: `import lowprob.propagation` "
+            "adds 'kernel', 'hermite' and 'sampling'."
+        )
     return TOY_ESTIMATORS.get(name)(**options)
 
 
 def toy_estimator_names() -> list[str]:
-    _load_plugins()
+    """The names registered so far (sorted)."""
     return sorted(map(str, TOY_ESTIMATORS.keys()))
