@@ -27,7 +27,7 @@ from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.adapters.gpt2_tabulated import TabulatedGPT2, tabulation_unsupported_reason
 from lowprob.lm_bridge.distributions import TokenSpec
 
-__all__ = ["FORWARD_CHOICES", "CallBudget", "CountedModel", "OnehotGradient", "check_batch_fits"]
+__all__ = ["FORWARD_CHOICES", "CallBudget", "CountedModel", "OnehotGradient", "argmax_is", "check_batch_fits"]
 
 
 def check_batch_fits(budget: int, batch_size: int, *, method: str) -> tuple[int, int]:
@@ -99,6 +99,24 @@ class CallBudget:
             flops=flops,
             seconds=self.elapsed(),
         )
+
+
+def argmax_is(logits: torch.Tensor, target: int) -> torch.Tensor:
+    """``logits.argmax(-1) == target`` ``(B,)`` bool, exactly (ties to the lowest index), but faster.
+
+    ``argmax = t`` iff ``logits[:, t] == max`` and no ``j < t`` attains the max; the second
+    test runs only on the (rare) rows passing the first. Rows containing NaN use ``argmax``.
+    """
+    m = logits.amax(-1)
+    hit = logits[:, target] == m
+    nan = torch.isnan(m)
+    if bool(nan.any()):
+        hit = torch.where(nan, logits.argmax(-1) == target, hit)
+    rows = hit.nonzero().squeeze(-1)
+    if target > 0 and rows.numel():
+        earlier = (logits[rows, :target] == m[rows, None]).any(-1)
+        hit[rows[earlier]] = False
+    return hit
 
 
 class OnehotGradient:
@@ -257,7 +275,7 @@ class CountedModel:
         """Fast path (uncharged): logits and the one-hot gradient of ``u . x``."""
         assert self.kernel is not None
         x, G = self.kernel.score_gradient(tokens, u)
-        logits = self.adapter.logits_from_final(x).detach()
+        logits = self.kernel.unembed(x)
         return logits, OnehotGradient(G, self.adapter.W_E.detach().T)
 
     def _onehot_grad(

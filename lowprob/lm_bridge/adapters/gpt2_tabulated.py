@@ -14,8 +14,11 @@ only the **last** position. Two facts make most of a GPT-2 forward a table looku
 Cost per sample, in multiply-adds, for width ``d``, ``H`` heads, ``T`` positions, vocabulary
 ``V`` and an MLP of width ``4d`` (the full forward costs about ``T (12 d^2 + T d) + d V``):
 
-* 1 layer: ``2 T d`` (scores and weighted values) ``+ 9 d^2`` (output projection and MLP)
-  ``+ d V`` (unembedding). With a constant last token the scores are a table too.
+* 1 layer: ``2 T H d`` (scores and weighted ``LN_1`` rows, keys and values folded into the
+  query: :meth:`TabulatedGPT2._one_layer`) ``+ 11 d^2`` (``W_K q``, ``W_V``, output projection
+  and MLP) ``+ d V`` (unembedding). When the last position's support is small the scores
+  themselves are a table (query token x row) and the ``2 d^2`` of ``W_K q`` and half the
+  ``2 T H d`` go away.
 * ``L >= 2`` layers: layer 0 costs ``T (9 d^2 + T d)`` (attention mixing, output projection,
   MLP; no ``LN_1``/QKV), layers ``1..L-2`` ``T (12 d^2 + T d)``, the last layer
   ``T (2 d^2) + 2 T d + 10 d^2`` (``LN_1`` then ``K, V`` at every position, ``Q``, attention,
@@ -29,8 +32,8 @@ the **true model's** ``G``: the gathered rows are leaves of the autograd graph, 
 re-applied to them (``O(T d)``), and the tabulated ``h W + b`` is a custom autograd function
 whose backward is the exact ``grad_h = grad_out W^T``. So the derivative flows through the
 embedding, ``LN_1`` and the attention weights exactly as in the full model; only the forward
-values are looked up. Backward cost (1 layer): ``2 T d^2`` (keys and values) ``+ 9 d^2 + O(T d)``,
-with no ``d V`` term because ``s`` is linear in ``x``.
+values are looked up. Backward cost (1 layer): about the forward's ``2 T H d + 11 d^2`` plus
+``O(T d)`` for ``LN_1``, with no ``d V`` term because ``s`` is linear in ``x``.
 
 Same numbers as the adapter up to float32 summation order (tested in
 ``tests/test_lm_fast_path.py``). Supported: ``HFAdapter`` with ``model_type == "gpt2"``,
@@ -121,10 +124,14 @@ class TabulatedGPT2:
     Tables (``R = sum_i |S_i|`` rows): ``index[i, v]`` the row of token ``v`` at position ``i``
     (``-1`` off support); ``resid0[r] = W_E[v] + W_pos[i]`` ``(R, d)``;
     ``qkv0[r] = c_attn(ln_1(resid0[r]))`` ``(R, 3d)``; ``k0, v0`` its key and value parts.
-    Memory ``R * 6 d`` floats.
+    ``h0[r] = ln_1(resid0[r])``. One layer: ``scores[j, r, h]`` the attention score of the
+    last position's ``j``-th support token against row ``r`` (when ``|S_{T-1}| R H <=
+    max_score_table``). Memory ``R * 7 d`` floats plus the score table.
     """
 
-    def __init__(self, adapter: Any, spec: TokenSpec, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self, adapter: Any, spec: TokenSpec, device: torch.device | str | None = None, *, max_score_table: int = 2**24
+    ) -> None:
         reason = tabulation_unsupported_reason(adapter)
         if reason is not None:
             raise UnavailableError(f"TabulatedGPT2 cannot run this model: {reason}. Use the adapter's forward.")
@@ -165,13 +172,20 @@ class TabulatedGPT2:
             self.qkv0 = blk.attn.c_attn(blk.ln_1(resid))  # (rows, 3d)
             self.k0 = self.qkv0[:, d : 2 * d].contiguous()  # (rows, d)
             self.v0 = self.qkv0[:, 2 * d :].contiguous()  # (rows, d)
-            self.kv0 = self.qkv0[:, d:].contiguous()  # (rows, 2d)
+            self.h0 = blk.ln_1(resid)  # (rows, d): LN_1 of layer 0
             self.score0 = None
+            self.scores = None
             last = spec.positions[-1]
-            if len(self.blocks) == 1 and last.tokens.size == 1:
-                # Constant last token: its query is fixed, so every score q . k_{t, v} is a table entry.
-                q = self.qkv0[int(index[T - 1, int(last.tokens[0])]), :d].view(1, H, d // H)
-                self.score0 = (self.k0.view(-1, H, d // H) * q).sum(-1) * (d // H) ** -0.5  # (rows, H)
+            self._last_start = int(index[T - 1, int(last.tokens[0])])  # rows of position T-1 are contiguous
+            if len(self.blocks) == 1 and last.tokens.size * row * H <= max_score_table:
+                # 1 layer: the last query depends on the last token only, so every score
+                # q_{T-1, u} . k_{t, v} / sqrt(d_h) is a table entry ``scores[u, row(t, v), h]``.
+                q = self.qkv0[self._last_start : self._last_start + last.tokens.size, :d]
+                q = q.reshape(-1, H, d // H)
+                k = self.k0.view(-1, H, d // H)
+                self.scores = torch.einsum("jhe,rhe->jrh", q, k) * (d // H) ** -0.5  # (|S_T-1|, rows, H)
+                if last.tokens.size == 1:
+                    self.score0 = self.scores[0]  # (rows, H), the old name
 
     # -- pieces --------------------------------------------------------------------------------
     def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (..., T, d) -> (..., H, T, dh)
@@ -204,6 +218,46 @@ class TabulatedGPT2:
         a = (w.unsqueeze(-1) * v.reshape(B, T, H, dh)).sum(1).reshape(B, d)
         return self._mlp(blk, resid_last + blk.attn.c_proj(a))
 
+    def _one_layer(self, rows: torch.Tensor, leaf: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """One layer at the last position, with keys and values folded into the query.
+
+        With ``h_t = LN_1(resid0_t)``: ``score_{t,h} = (h_t W_K^h + b_K^h) . q^h / sqrt(d_h)
+        = h_t . (W_K^h q^h) / sqrt(d_h) + const_h``, and since the weights sum to 1,
+        ``a^h = sum_t w_{t,h} (h_t W_V^h + b_V^h) = (sum_t w_{t,h} h_t) W_V^h + b_V^h``.
+        So only ``h`` is gathered ``(B, T, d)``; per sample ``2 T H d + 2 d^2`` multiply-adds
+        replace ``2 T d^2`` of key/value projections, and the backward never forms ``dK, dV``.
+        ``leaf = (resid0[:, :-1], resid0[:, -1])`` (autograd leaves) for the gradient pass.
+        """
+        B, T = rows.shape
+        d, H = self.d, self.H
+        dh = d // H
+        flat = rows.reshape(-1)
+        last = rows[:, -1]
+        blk = self.blocks[0]
+        W, bias = blk.attn.c_attn.weight, blk.attn.c_attn.bias  # Conv1D: x @ W + b, W (d, 3d)
+        if leaf is None:
+            h = self.h0.index_select(0, flat).view(B, T, d)
+            resid_last = self.resid0.index_select(0, last)
+            q = self.qkv0.index_select(0, last)[:, :d]
+        else:  # two leaves, so that no backward scatters into a (B, T, d) buffer of zeros
+            prefix, resid_last = leaf
+            h_last = blk.ln_1(resid_last)
+            h = torch.cat([blk.ln_1(prefix), h_last.unsqueeze(1)], dim=1)
+            q = _TableLinear.apply(h_last, self.qkv0.index_select(0, last)[:, :d], W[:, :d])
+        q = q.reshape(B, H, dh)
+        if leaf is None and self.scores is not None:
+            R = self.scores.shape[1]
+            idx = ((last - self._last_start).unsqueeze(1) * R + rows).reshape(-1)
+            scores = self.scores.view(-1, H).index_select(0, idx).view(B, T, H).transpose(1, 2)  # (B, H, T)
+        else:
+            qk = torch.einsum("dhe,bhe->bhd", W[:, d : 2 * d].reshape(d, H, dh), q)  # (B, H, d)
+            const = (bias[d : 2 * d].reshape(H, dh) * q).sum(-1)  # (B, H)
+            scores = (torch.bmm(qk, h.transpose(1, 2)) + const.unsqueeze(-1)) * dh**-0.5  # (B, H, T)
+        w = torch.softmax(scores, dim=-1)
+        m = torch.bmm(w, h)  # (B, H, d)
+        a = torch.einsum("bhd,dhe->bhe", m, W[:, 2 * d :].reshape(d, H, dh)).reshape(B, d) + bias[2 * d :]
+        return self._mlp(blk, resid_last + blk.attn.c_proj(a))
+
     def rows(self, tokens: torch.Tensor) -> torch.Tensor:
         """Table rows ``(B, T)`` of ``tokens (B, T)``; raises if a token is off its position's support."""
         if tokens.ndim != 2 or tokens.shape[1] != self.length:
@@ -217,33 +271,20 @@ class TabulatedGPT2:
             )
         return rows
 
-    def _final_residual(self, tokens: torch.Tensor, leaf: torch.Tensor | None = None) -> torch.Tensor:
+    def _final_residual(self, rows: torch.Tensor, leaf: Any = None) -> torch.Tensor:
         """Residual before ``ln_f`` at the last position ``(B, d)``.
 
-        Without ``leaf`` everything is looked up (no autograd). With ``leaf = resid0[rows]``
-        ``(B, T, d)`` requiring grad, ``LN_1`` is re-applied to it and the tabulated
+        ``rows`` from :meth:`rows`. Without ``leaf`` everything is looked up (no autograd). With
+        ``leaf = resid0[rows]`` ``(B, T, d)`` requiring grad (one layer: see :meth:`_one_layer`), ``LN_1`` is re-applied to it and the tabulated
         projections carry the exact backward (:class:`_TableLinear`).
         """
-        rows = self.rows(tokens)
         B, T = rows.shape
         d = self.d
         flat = rows.reshape(-1)
         blk0 = self.blocks[0]
         W0 = blk0.attn.c_attn.weight  # Conv1D: x @ W + b, W (d, 3d)
         if len(self.blocks) == 1:
-            last = rows[:, -1]
-            if leaf is None:
-                v = self.v0.index_select(0, flat).view(B, T, d)
-                if self.score0 is not None:
-                    scores = self.score0.index_select(0, flat).view(B, T, self.H)
-                    return self._last_layer(blk0, self.resid0[last], None, None, v, scores)
-                k = self.k0.index_select(0, flat).view(B, T, d)
-                return self._last_layer(blk0, self.resid0[last], self.qkv0[last, :d], k, v)
-            h = blk0.ln_1(leaf)
-            kv = _TableLinear.apply(h, self.kv0.index_select(0, flat).view(B, T, 2 * d), W0[:, d:])
-            q = _TableLinear.apply(h[:, -1], self.qkv0[last, :d], W0[:, :d])
-            k, v = kv.split(d, dim=-1)
-            return self._last_layer(blk0, leaf[:, -1], q, k, v)
+            return self._one_layer(rows, leaf)
         if leaf is None:
             resid = self.resid0.index_select(0, flat).view(B, T, d)
             qkv = self.qkv0.index_select(0, flat).view(B, T, 3 * d)
@@ -266,12 +307,16 @@ class TabulatedGPT2:
     def final_activations(self, tokens: torch.Tensor) -> torch.Tensor:
         """``x = ln_f(resid)[:, -1]`` ``(B, d)``: what ``ModelAdapter.final_activation`` returns."""
         with torch.no_grad():
-            return self.ln_f(self._final_residual(tokens))
+            return self.ln_f(self._final_residual(self.rows(tokens)))
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        """``x W_U + b_U`` ``(B, V)`` (one fused ``addmm``)."""
+        with torch.no_grad():
+            return torch.addmm(self.b_U, x, self.W_U)
 
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """Last-position logits ``x W_U + b_U`` ``(B, V)``."""
-        with torch.no_grad():
-            return self.ln_f(self._final_residual(tokens)) @ self.W_U + self.b_U
+        return self.unembed(self.final_activations(tokens))
 
     def score_gradient(self, tokens: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, G)``: final activations ``x (B, d)`` and ``G = d (x_b . u) / d resid_0[b]`` ``(B, T, d)``.
@@ -281,11 +326,19 @@ class TabulatedGPT2:
         ``u = W_U[:, t]`` gives the gradient of ``logit_t`` (its bias is a constant).
         """
         rows = self.rows(tokens)
+        B, T = rows.shape
         with torch.enable_grad():
-            leaf = self.resid0.index_select(0, rows.reshape(-1)).view(*rows.shape, self.d).requires_grad_(True)
-            x = self.ln_f(self._final_residual(tokens, leaf))
-            (G,) = torch.autograd.grad(x @ u.to(x.dtype), leaf, grad_outputs=torch.ones(x.shape[0], dtype=x.dtype,
-                                                                                        device=x.device))
+            if len(self.blocks) == 1:
+                prefix = self.resid0.index_select(0, rows[:, :-1].reshape(-1)).view(B, T - 1, self.d)
+                last = self.resid0.index_select(0, rows[:, -1])
+                leaves = [prefix.requires_grad_(True), last.requires_grad_(True)]
+                x = self.ln_f(self._final_residual(rows, tuple(leaves)))
+            else:
+                leaves = [self.resid0.index_select(0, rows.reshape(-1)).view(B, T, self.d).requires_grad_(True)]
+                x = self.ln_f(self._final_residual(rows, leaves[0]))
+            s = x @ u.to(x.dtype)
+            grads = torch.autograd.grad(s, leaves, grad_outputs=torch.ones_like(s))
+        G = torch.cat([grads[0], grads[1].unsqueeze(1)], dim=1) if len(grads) == 2 else grads[0]
         return x.detach(), G.detach()
 
     def macs_per_sample(self) -> dict[str, int]:
