@@ -231,30 +231,38 @@ class TabulatedGPT2:
         B, T = rows.shape
         d, H = self.d, self.H
         dh = d // H
-        flat = rows.reshape(-1)
         last = rows[:, -1]
         blk = self.blocks[0]
         W, bias = blk.attn.c_attn.weight, blk.attn.c_attn.bias  # Conv1D: x @ W + b, W (d, 3d)
+        if leaf is None and self.scores is not None:
+            # Scores are a table; m[b, h] = sum_t w[b, t, h] h0[row(b, t)] is an embedding bag
+            # (weighted row sums straight from the table, nothing (B, T, d) is materialised).
+            R = self.scores.shape[1]
+            idx = ((last - self._last_start).unsqueeze(1) * R + rows).reshape(-1)
+            w = torch.softmax(self.scores.view(-1, H).index_select(0, idx).view(B, T, H), dim=1)
+            m = F.embedding_bag(
+                rows.unsqueeze(1).expand(B, H, T).reshape(B * H, T), self.h0,
+                per_sample_weights=w.transpose(1, 2).reshape(B * H, T), mode="sum",
+            ).view(B, H, d)
+            a = torch.einsum("bhd,dhe->bhe", m, W[:, 2 * d :].reshape(d, H, dh)).reshape(B, d) + bias[2 * d :]
+            return self._mlp(blk, self.resid0.index_select(0, last) + blk.attn.c_proj(a))
         if leaf is None:
-            h = self.h0.index_select(0, flat).view(B, T, d)
+            h_pre = self.h0.index_select(0, rows[:, :-1].reshape(-1)).view(B, T - 1, d)
+            h_last = self.h0.index_select(0, last)
             resid_last = self.resid0.index_select(0, last)
             q = self.qkv0.index_select(0, last)[:, :d]
         else:  # two leaves, so that no backward scatters into a (B, T, d) buffer of zeros
             prefix, resid_last = leaf
-            h_last = blk.ln_1(resid_last)
-            h = torch.cat([blk.ln_1(prefix), h_last.unsqueeze(1)], dim=1)
+            h_pre, h_last = blk.ln_1(prefix), blk.ln_1(resid_last)
             q = _TableLinear.apply(h_last, self.qkv0.index_select(0, last)[:, :d], W[:, :d])
         q = q.reshape(B, H, dh)
-        if leaf is None and self.scores is not None:
-            R = self.scores.shape[1]
-            idx = ((last - self._last_start).unsqueeze(1) * R + rows).reshape(-1)
-            scores = self.scores.view(-1, H).index_select(0, idx).view(B, T, H).transpose(1, 2)  # (B, H, T)
-        else:
-            qk = torch.einsum("dhe,bhe->bhd", W[:, d : 2 * d].reshape(d, H, dh), q)  # (B, H, d)
-            const = (bias[d : 2 * d].reshape(H, dh) * q).sum(-1)  # (B, H)
-            scores = (torch.bmm(qk, h.transpose(1, 2)) + const.unsqueeze(-1)) * dh**-0.5  # (B, H, T)
-        w = torch.softmax(scores, dim=-1)
-        m = torch.bmm(w, h)  # (B, H, d)
+        qk = torch.einsum("dhe,bhe->bhd", W[:, d : 2 * d].reshape(d, H, dh), q)  # (B, H, d)
+        const = (bias[d : 2 * d].reshape(H, dh) * q).sum(-1)  # (B, H)
+        scores = torch.cat(
+            [torch.bmm(qk, h_pre.transpose(1, 2)), (qk * h_last.unsqueeze(1)).sum(-1, keepdim=True)], dim=-1
+        )
+        w = torch.softmax((scores + const.unsqueeze(-1)) * dh**-0.5, dim=-1)  # (B, H, T)
+        m = torch.bmm(w[:, :, :-1], h_pre) + w[:, :, -1:] * h_last.unsqueeze(1)  # (B, H, d)
         a = torch.einsum("bhd,dhe->bhe", m, W[:, 2 * d :].reshape(d, H, dh)).reshape(B, d) + bias[2 * d :]
         return self._mlp(blk, resid_last + blk.attn.c_proj(a))
 
