@@ -11,7 +11,6 @@ seeded target list (tokens with ``p`` in ``[--p-min, --p-max]`` and at least ``-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,7 +22,10 @@ def _int(s: str) -> int:
     s = s.strip()
     if "**" in s:
         a, b = s.split("**", 1)
-        return int(a) ** int(b)
+        base, exp = int(a), int(b)
+        if not (0 <= exp <= 64 and abs(base) <= 2**20):
+            raise argparse.ArgumentTypeError(f"{s!r}: use a power A**B with B <= 64 (e.g. 2**24)")
+        return base**exp
     if "e" in s.lower():
         v = float(s)
         if not v.is_integer():
@@ -41,7 +43,8 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default 256 on CPU, 32768 on CUDA")
     p.add_argument("--out", required=True, help="counts JSON (resumed if it exists); a directory with --dist all")
-    p.add_argument("--checkpoint-seconds", type=float, default=60.0)
+    p.add_argument("--checkpoint-seconds", type=float, default=60.0,
+                   help="seconds between checkpoints (finite, >= 0; also saved after the first chunk and on Ctrl-C/SIGTERM)")
     p.add_argument("--no-fast", action="store_true", help="use the plain adapter forward instead of the tabulated kernel")
     p.add_argument("--targets", default=None, help="also write a target list here")
     p.add_argument("--n-targets", type=int, default=64)
@@ -53,52 +56,63 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_ground_truth(args: argparse.Namespace) -> int:
-    from lowprob.errors import LowprobError
+    from lowprob._io import check_writable, dumps_strict
+    from lowprob.errors import InputValueError
     from lowprob.lm_bridge.adapters.loading import load_hf, resolve_device
     from lowprob.lm_bridge.distributions import TokenSpec
     from lowprob.lm_bridge.families import FAMILIES
     from lowprob.lm_bridge.ground_truth import count_argmax, save_targets, select_targets
-    from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir, shipped_specs_dir
+    from lowprob.lm_bridge.zoo import (
+        SHIPPED_MODELS,
+        load_shipped,
+        shipped_model_dir,
+        shipped_specs_dir,
+    )
 
-    try:
-        device = resolve_device(args.device)
-        model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
-        adapter = load_hf(model_dir, device=device)
-        if args.dist == "all":
-            return _run_all(args, adapter, model_dir)
-        dist = args.dist
-        if not Path(dist).exists() and dist in FAMILIES:
-            dist = shipped_specs_dir() / f"{dist}.json"
-        spec = TokenSpec.load(dist, vocab_size=adapter.vocab_size)
-        gt = count_argmax(
-            adapter, spec, args.samples, seed=args.seed, batch_size=args.batch_size, state_path=args.out,
-            checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast, show_progress=args.progress,
-            metadata={"model_dir": str(model_dir), "spec_file": str(dist)},
-        )
-        summary = {
-            "out": str(args.out),
-            "n_samples": gt.n_samples,
-            "distinct_argmax_tokens": int((gt.counts > 0).sum()),
-            "seconds": gt.metadata.get("seconds"),
-            "samples_per_second": gt.metadata.get("samples_per_second"),
-            "resolvable_min_p": args.min_count / gt.n_samples,
-        }
-        if args.targets:
-            sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
-                   "min_count": args.min_count, "seed": args.seed}
-            targets = select_targets(gt, **sel)
-            save_targets(args.targets, gt, targets, **sel)
-            summary["n_targets"] = len(targets)
-    except LowprobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
+    # validate everything cheap before loading the model or counting
+    if args.dist != "all" and Path(args.out).is_dir():
+        raise InputValueError(f"--out {args.out!r} is a directory; pass a file such as {args.out}/counts.json "
+                              "(a directory is for --dist all).")
+    check_writable(args.out, what="--out")
+    if args.targets:
+        check_writable(args.targets, what="--targets")
+    device = resolve_device(args.device)
+    shipped = args.model in SHIPPED_MODELS and not Path(args.model).exists()
+    model_dir = shipped_model_dir(args.model) if shipped else args.model
+    adapter = load_shipped(args.model, device=device) if shipped else load_hf(model_dir, device=device)
+    if args.dist == "all":
+        return _run_all(args, adapter, model_dir)
+    dist = args.dist
+    if not Path(dist).exists() and dist in FAMILIES:
+        dist = shipped_specs_dir() / f"{dist}.json"
+    spec = TokenSpec.load(dist, vocab_size=adapter.vocab_size)
+    gt = count_argmax(
+        adapter, spec, args.samples, seed=args.seed, batch_size=args.batch_size, state_path=args.out,
+        checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast, show_progress=args.progress,
+        metadata={"model_dir": str(model_dir), "spec_file": str(dist)},
+    )
+    summary = {
+        "out": str(args.out),
+        "n_samples": gt.n_samples,
+        "distinct_argmax_tokens": int((gt.counts > 0).sum()),
+        "seconds": gt.metadata.get("seconds"),
+        "samples_per_second": gt.metadata.get("samples_per_second"),
+        "resolvable_min_p": args.min_count / gt.n_samples,
+    }
+    if args.targets:
+        sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
+               "min_count": args.min_count, "seed": args.seed}
+        targets = select_targets(gt, **sel)
+        save_targets(args.targets, gt, targets, **sel)
+        summary["n_targets"] = len(targets)
+    print(dumps_strict(summary))
     return 0
 
 
 def _run_all(args: argparse.Namespace, adapter: object, model_dir: object) -> int:
     """``--dist all``: every shipped family spec; ``--out`` is a directory of ``<family>.json``
     counts and ``targets_<family>.json`` lists."""
+    from lowprob._io import atomic_write_json, dumps_strict
     from lowprob.lm_bridge.families import DEV_FAMILIES, HELDOUT_FAMILIES
     from lowprob.lm_bridge.ground_truth import count_argmax, save_targets, select_targets
     from lowprob.lm_bridge.zoo import load_shipped_spec
@@ -127,6 +141,6 @@ def _run_all(args: argparse.Namespace, adapter: object, model_dir: object) -> in
                "distinct_argmax_tokens": int((gt.counts > 0).sum()), "resolvable_min_p": args.min_count / gt.n_samples,
                "n_targets": len(targets), "target_p_range": [min(ps), max(ps)] if ps else None}
         summary["families"][fam] = row  # type: ignore[index]
-        print(json.dumps(row), flush=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(dumps_strict(row), flush=True)
+    atomic_write_json(out / "summary.json", summary, indent=1)
     return 0

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +33,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lowprob._io import atomic_write_json, atomic_write_text, check_writable, dumps_strict
 from lowprob._progress import progress
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.distributions import TokenSpec
 
-__all__ = ["GroundTruth", "argmax_fn", "count_argmax", "select_targets", "save_targets"]
+__all__ = ["GroundTruth", "RunInterrupted", "argmax_fn", "count_argmax", "select_targets", "save_targets"]
 
 FORMAT = "lowprob.ground_truth/1"
 
@@ -102,20 +105,23 @@ class GroundTruth:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Atomic write (temporary file + rename) of the JSON form."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=None, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-        return path
+        """Atomic write of the strict-JSON form (a temporary file in the same directory, then
+        ``os.replace``; :func:`lowprob._io.atomic_write_text`): no half-written or stray file."""
+        return atomic_write_text(path, dumps_strict(self.to_json(), indent=None, separators=(",", ":")) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> GroundTruth:
         path = Path(path)
         if not path.is_file():
             raise InputValueError(f"ground-truth file {str(path)!r} does not exist.")
-        return cls.from_json(json.loads(path.read_text()))
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, InputValueError):
+                raise
+            raise InputValueError(
+                f"ground-truth file {str(path)!r} is corrupt ({type(exc).__name__}: {exc}); delete it or pass another --out."
+            ) from None
 
 
 # -- the fast GPT-2 path ------------------------------------------------------------------------
@@ -247,6 +253,37 @@ def _chunk_generator(seed: int, k: int, device: torch.device) -> torch.Generator
     return torch.Generator(device=device).manual_seed(s)
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT/SIGTERM after saving its checkpoint; ``signum`` is the signal."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[dict[str, int]]:
+    """Turn the first SIGINT/SIGTERM into a flag (``state["signum"]``) the chunk loop polls, so the
+    run saves a checkpoint at the next chunk boundary; a second signal interrupts at once.
+    Handlers are installed only in the main thread and restored on exit."""
+    state: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if "signum" in state:
+            raise KeyboardInterrupt
+        state["signum"] = signum
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 def count_argmax(
     adapter: ModelAdapter,
     spec: TokenSpec,
@@ -269,12 +306,26 @@ def count_argmax(
         seed: chunk ``k`` uses ``SeedSequence([seed, k])``.
         batch_size: inputs per chunk (memory ~ ``batch_size * T * 4 d`` floats); default 256
             on CPU (keeps temporaries small), 32768 on CUDA. Part of the reproducibility key.
-        state_path: if given, the counts are checkpointed there every ``checkpoint_seconds``
-            and a run finding a matching state (model, spec, seed, batch size) resumes it.
+        state_path: if given, the counts are checkpointed there (atomically) after the first
+            chunk, then every ``checkpoint_seconds``, at the end, and on SIGINT/SIGTERM (the run
+            then stops at the next chunk boundary and raises :class:`RunInterrupted`); a run
+            finding a matching state (model, spec, seed, batch size) resumes it.
+        checkpoint_seconds: finite, ``>= 0``.
         fast: use the tabulated GPT-2 kernel where supported.
     """
     n_samples = check_int("n_samples", n_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
+    if isinstance(checkpoint_seconds, bool) or not isinstance(checkpoint_seconds, (int, float)) or not (
+        math.isfinite(checkpoint_seconds) and checkpoint_seconds >= 0
+    ):
+        raise InputValueError(
+            f"checkpoint_seconds must be a finite number >= 0, got {checkpoint_seconds!r} "
+            "(nan or inf would silently disable checkpointing)."
+        )
+    if state_path is not None:
+        if Path(state_path).is_dir():
+            raise InputValueError(f"state_path {str(state_path)!r} is a directory; pass a file path such as DIR/gt.json.")
+        check_writable(state_path, what="state_path")
     spec.validate_vocab(adapter.vocab_size)
     n_ctx = getattr(adapter, "n_ctx", None)
     if n_ctx is not None and spec.length > n_ctx:
@@ -321,13 +372,14 @@ def count_argmax(
 
     old_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
+    stop = _stop_on_signals() if state_path is not None else nullcontext({})
     try:
         f = argmax_fn(adapter, spec, device, fast=fast)
         n_chunks = math.ceil(n_samples / batch_size)
         first = done // batch_size
         t_last = time.perf_counter()
         t_start = t_last
-        with torch.no_grad():
+        with torch.no_grad(), stop as signalled:
             for k in progress(range(first, n_chunks), total=n_chunks - first, desc=f"ground truth {meta['family'] or ''}",
                               enabled=show_progress):
                 m = min(batch_size, n_samples - k * batch_size)
@@ -336,9 +388,14 @@ def count_argmax(
                 counts += torch.bincount(am, minlength=V).cpu().numpy()
                 done = k * batch_size + m
                 now = time.perf_counter()
-                if state_path is not None and now - t_last > checkpoint_seconds:
+                if state_path is not None and (k == first or now - t_last > checkpoint_seconds or signalled):
                     snapshot(done, seconds + now - t_start).save(state_path)
                     t_last = now
+                if signalled:
+                    name = signal.Signals(signalled["signum"]).name
+                    raise RunInterrupted(
+                        f"{name} received; saved {done} of {n_samples} samples to {str(state_path)!r} "
+                        "(run the same command again to resume).", signalled["signum"])
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t_start
@@ -390,7 +447,4 @@ def save_targets(path: str | Path, gt: GroundTruth, targets: list[int], **select
             {"token": t, "count": int(gt.counts[t]), "p": float(gt.probs[t]), "std_err": float(se[t])} for t in targets
         ],
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1) + "\n")
-    return path
+    return atomic_write_json(path, obj, indent=1)
