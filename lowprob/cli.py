@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from lowprob.errors import LowprobError
 
@@ -93,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except LowprobError as exc:
         print(f"lowprob: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -103,7 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + int(getattr(exc, "signum", 2))
 
 
-def _one_line(exc: BaseException) -> str:
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Warnings as one line ``lowprob: warning: Category: message`` on stderr (no source echo)."""
+    print(f"lowprob: warning: {category.__name__}: {_one_line(message)}", file=file or sys.stderr)
+
+
+def _one_line(exc: object) -> str:
     return " ".join(str(exc).split())
 
 

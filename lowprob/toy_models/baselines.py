@@ -20,6 +20,7 @@ import numpy as np
 from lowprob._validation import as_generator, check_budget, check_int
 from lowprob.errors import BudgetError, InputTypeError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
+from lowprob.toy_models.cost_models import check_toy_budget
 from lowprob.toy_models.halfspace import HalfspaceToy
 from lowprob.toy_models.registry import TOY_ESTIMATORS
 from lowprob.toy_models.tilting import _truncnorm_ppf
@@ -56,6 +57,7 @@ class NaiveMonteCarlo:
     def estimate(self, problem: object, budget: int, *, seed: object = None) -> Estimate:
         toy = as_halfspace_toy(problem)
         n = check_budget(budget)
+        check_toy_budget(self.name, toy.d, toy.m, n)  # stated time estimate (memory is batched)
         rng = as_generator(seed)
         bs = check_int("batch_size", self.batch_size, minimum=1)
         hits = 0
