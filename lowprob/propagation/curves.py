@@ -21,7 +21,6 @@ samples than any method gets; its noise floor is reported in the output.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -31,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from lowprob._io import atomic_write_json
 from lowprob._progress import progress
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputValueError
-from lowprob.estimate import json_default
 from lowprob.toy_models.instance_stats import instance_statistics, wendel_feasibility_probability
 from lowprob.toy_models.registry import get_toy_estimator
 
@@ -419,7 +418,7 @@ def write_results(result: dict[str, Any], out: str | Path, stem: str = "curves")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jp, pp = out / f"{stem}.json", out / f"{stem}.png"
-    jp.write_text(json.dumps(result, indent=1, default=json_default))
+    atomic_write_json(jp, result, indent=1)  # strict JSON, temp file + rename
     plot_curves(result, pp)
     return jp, pp
 
