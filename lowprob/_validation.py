@@ -19,6 +19,7 @@ __all__ = [
     "check_budget",
     "check_finite_array",
     "check_int",
+    "check_seed",
     "check_probability_vector",
 ]
 
@@ -49,6 +50,19 @@ def check_budget(budget: object, *, name: str = "budget", minimum: int = 1) -> i
     return budget
 
 
+#: Largest seed accepted everywhere (numpy and torch both take it; larger ones are refused so that
+#: a typo such as ``10**26`` is not silently reduced modulo 2**64 by one library and not by another).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(name: str, value: object) -> int:
+    """An integer seed in ``[0, 2**63 - 1]``."""
+    value = check_int(name, value, minimum=0)
+    if value > MAX_SEED:
+        raise InputValueError(f"{name} must be <= 2**63 - 1 = {MAX_SEED}, got {value!r}.")
+    return value
+
+
 def as_generator(seed: object) -> np.random.Generator:
     """Turn ``seed`` (int, ``None`` or ``numpy.random.Generator``) into a Generator.
 
@@ -64,9 +78,7 @@ def as_generator(seed: object) -> np.random.Generator:
             f"seed must be an int, None or numpy.random.Generator, got {seed!r} "
             f"({type(seed).__name__})."
         )
-    if int(seed) < 0:
-        raise InputValueError(f"seed must be non-negative, got {seed!r}.")
-    return np.random.default_rng(int(seed))
+    return np.random.default_rng(check_seed("seed", seed))
 
 
 def check_finite_array(

@@ -35,6 +35,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,7 +47,7 @@ import numpy as np
 
 from lowprob._progress import progress
 from lowprob._validation import check_int
-from lowprob.errors import InputValueError, LowprobError
+from lowprob.errors import InputValueError
 
 __all__ = [
     "ChunkPlan",
@@ -64,8 +65,15 @@ __all__ = [
 PART_FORMAT = "lowprob.shard/1"
 
 
-class Interrupted(LowprobError, RuntimeError):
-    """The run was stopped by SIGINT/SIGTERM after saving its checkpoint (resume by rerunning)."""
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT/SIGTERM after saving its checkpoint (resume by rerunning).
+
+    A ``KeyboardInterrupt`` (not an error): the CLI prints one line and exits ``128 + signum``.
+    """
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
 
 
 # -- ranks ---------------------------------------------------------------------------------------
@@ -323,21 +331,26 @@ class ShardResult:
 
 
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while the block runs (SIGINT already is one)."""
+def _stop_on_signals() -> Iterator[dict[str, int]]:
+    """Turn the first SIGINT/SIGTERM into a flag (``state["signum"]``) that the chunk loop polls, so
+    the run saves its checkpoint at the next chunk boundary; a second signal interrupts at once.
+    Handlers are installed only in the main thread and restored on exit."""
+    state: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        if "signum" in state:
+            raise KeyboardInterrupt
+        state["signum"] = signum
 
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
+        yield state
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def run_chunks(
@@ -390,8 +403,9 @@ def run_chunks(
     items = 0
     t0 = time.perf_counter()
     t_last = t0
+    signalled: dict[str, int] = {}
     try:
-        with _signals_raise():
+        with _stop_on_signals() as signalled:
             it = progress(mine, total=len(mine), desc=desc, enabled=show_progress if info.is_main else False)
             for i, k in enumerate(it):
                 value = np.asarray(fn(k))
@@ -405,16 +419,20 @@ def run_chunks(
                 if part is not None:
                     part.add(k, value)
                     now = time.perf_counter()
-                    if i == 0 or now - t_last > checkpoint_seconds:
+                    if i == 0 or now - t_last > checkpoint_seconds or signalled:
                         part.seconds = now - t0
                         part.save()
                         t_last = now
-    except KeyboardInterrupt as exc:
+                if signalled:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
         if part is not None:
             part.seconds = time.perf_counter() - t0
             part.save()
+        signum = signalled.get("signum", signal.SIGINT)
         where = f"; checkpoint saved in {str(directory)!r}, rerun the same command to resume" if part else ""
-        raise Interrupted(f"interrupted ({exc or 'SIGINT'}) after {len(part.chunks) if part else 0} chunks{where}.") from None
+        raise Interrupted(f"{signal.Signals(signum).name} received after {len(part.chunks) if part else 0} chunks"
+                          f"{where}.", signum) from None
     seconds = time.perf_counter() - t0
     if part is not None:
         part.seconds = seconds

@@ -242,7 +242,6 @@ def write_bench_json(
 
     obj = {"format": "lowprob.lm_bench/1", "meta": {**meta, "python": platform.python_version()},
            "scores": scores, "records": list(records)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(obj), indent=1) + "\n")
-    return path
+    from lowprob._io import atomic_write_text, dumps_strict
+
+    return atomic_write_text(path, dumps_strict(_jsonable(obj), indent=1) + "\n")

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +46,8 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default 256 on CPU, 32768 on CUDA")
     p.add_argument("--out", required=True, help="counts JSON (resumed if it exists); a directory with --dist all")
-    p.add_argument("--checkpoint-seconds", type=float, default=60.0)
+    p.add_argument("--checkpoint-seconds", type=float, default=60.0,
+                   help="seconds between checkpoints (finite, > 0; also saved after the first chunk and on Ctrl-C/SIGTERM)")
     p.add_argument("--no-fast", action="store_true", help="use the plain adapter forward instead of the tabulated kernel")
     p.add_argument("--targets", default=None, help="also write a target list here")
     p.add_argument("--n-targets", type=int, default=64)
@@ -60,83 +59,84 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_ground_truth(args: argparse.Namespace) -> int:
-    from lowprob.errors import LowprobError
+    from lowprob._io import check_writable, dumps_strict
+    from lowprob.errors import InputValueError, LowprobError
     from lowprob.lm_bridge.adapters.loading import load_hf, resolve_device
     from lowprob.lm_bridge.distributions import TokenSpec
     from lowprob.lm_bridge.families import FAMILIES
     from lowprob.lm_bridge.ground_truth import count_argmax, save_targets, select_targets
-    from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir, shipped_specs_dir
+    from lowprob.lm_bridge.zoo import (
+        SHIPPED_MODELS,
+        load_shipped,
+        shipped_model_dir,
+        shipped_specs_dir,
+    )
     from lowprob.sharding import close_ranks, init_ranks, output_lock
 
-    ranks = None
+    # validate everything cheap before loading the model or counting
+    if args.dist != "all" and Path(args.out).is_dir():
+        raise InputValueError(f"--out {args.out!r} is a directory; pass a file such as {args.out}/counts.json "
+                              "(a directory is for --dist all).")
+    check_writable(args.out, what="--out")
+    if args.targets:
+        check_writable(args.targets, what="--targets")
+    device = resolve_device(args.device)
+    ranks = init_ranks(device.type)
     try:
-        device = resolve_device(args.device)
-        ranks = init_ranks(device.type)
         if device.type == "cuda" and ranks.distributed:
-            device = torch_device(f"cuda:{ranks.local_rank}")
-        if ranks.is_main and args.dist != "all":
-            from lowprob._io import check_writable
+            import torch
 
-            check_writable(args.out)
-        model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
-        adapter = load_hf(model_dir, device=device)
+            device = torch.device(f"cuda:{ranks.local_rank}")
+        shipped = args.model in SHIPPED_MODELS and not Path(args.model).exists()
+        model_dir = shipped_model_dir(args.model) if shipped else args.model
+        adapter = load_shipped(args.model, device=device) if shipped else load_hf(model_dir, device=device)
         if args.dist == "all":
             return _run_all(args, adapter, model_dir, ranks)
         dist = args.dist
         if not Path(dist).exists() and dist in FAMILIES:
             dist = shipped_specs_dir() / f"{dist}.json"
         spec = TokenSpec.load(dist, vocab_size=adapter.vocab_size)
-        with output_lock(args.out) if ranks.is_main else _nothing():
+        with output_lock(args.out) if ranks.is_main else contextlib.nullcontext():
             gt = count_argmax(
                 adapter, spec, args.samples, seed=args.seed, batch_size=args.batch_size, state_path=args.out,
                 checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast, show_progress=args.progress,
                 metadata={"model_dir": str(model_dir), "spec_file": str(dist)}, ranks=ranks,
             )
-        if not ranks.is_main:
-            return 0
-        this_run = gt.metadata.get("this_run", {})
-        summary = {
-            "out": str(args.out),
-            "n_samples": gt.n_samples,
-            "distinct_argmax_tokens": int((gt.counts > 0).sum()),
-            "seconds": gt.metadata.get("seconds"),
-            "samples_per_second": gt.metadata.get("samples_per_second"),
-            "resolvable_min_p": args.min_count / gt.n_samples,
-            "world_size": ranks.world_size,
-            "this_run_samples_per_second": this_run.get("samples_per_second"),
-            "per_rank_samples_per_second": [r["items_per_second"] for r in this_run.get("per_rank", [])],
-            "fraction_of_peak": gt.metadata.get("fraction_of_peak"),
-        }
-        if args.targets:
-            sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
-                   "min_count": args.min_count, "seed": args.seed}
-            targets = select_targets(gt, **sel)
-            save_targets(args.targets, gt, targets, **sel)
-            summary["n_targets"] = len(targets)
     except LowprobError as exc:
-        print(f"lowprob: error: {exc}" + (f" (rank {ranks.rank})" if ranks and ranks.distributed else ""), file=sys.stderr)
-        return 2
+        if ranks.distributed:  # say which rank failed; torchrun stops the others
+            raise type(exc)(f"{exc} (rank {ranks.rank})") from None
+        raise
     finally:
-        if ranks is not None:
-            close_ranks(ranks)
-    print(json.dumps(summary))
+        close_ranks(ranks)
+    if not ranks.is_main:
+        return 0
+    this_run = gt.metadata.get("this_run", {})
+    summary = {
+        "out": str(args.out),
+        "n_samples": gt.n_samples,
+        "distinct_argmax_tokens": int((gt.counts > 0).sum()),
+        "seconds": gt.metadata.get("seconds"),
+        "samples_per_second": gt.metadata.get("samples_per_second"),
+        "resolvable_min_p": args.min_count / gt.n_samples,
+        "world_size": ranks.world_size,
+        "this_run_samples_per_second": this_run.get("samples_per_second"),
+        "per_rank_samples_per_second": [r["items_per_second"] for r in this_run.get("per_rank", [])],
+        "fraction_of_peak": gt.metadata.get("fraction_of_peak"),
+    }
+    if args.targets:
+        sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
+               "min_count": args.min_count, "seed": args.seed}
+        targets = select_targets(gt, **sel)
+        save_targets(args.targets, gt, targets, **sel)
+        summary["n_targets"] = len(targets)
+    print(dumps_strict(summary))
     return 0
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
-def torch_device(name: str) -> Any:
-    import torch
-
-    return torch.device(name)
 
 
 def _run_all(args: argparse.Namespace, adapter: object, model_dir: object, ranks: Any) -> int:
     """``--dist all``: every shipped family spec; ``--out`` is a directory of ``<family>.json``
     counts and ``targets_<family>.json`` lists."""
+    from lowprob._io import atomic_write_json, dumps_strict
     from lowprob.lm_bridge.families import DEV_FAMILIES, HELDOUT_FAMILIES
     from lowprob.lm_bridge.ground_truth import count_argmax, save_targets, select_targets
     from lowprob.lm_bridge.zoo import load_shipped_spec
@@ -167,7 +167,7 @@ def _run_all(args: argparse.Namespace, adapter: object, model_dir: object, ranks
                "distinct_argmax_tokens": int((gt.counts > 0).sum()), "resolvable_min_p": args.min_count / gt.n_samples,
                "n_targets": len(targets), "target_p_range": [min(ps), max(ps)] if ps else None}
         summary["families"][fam] = row  # type: ignore[index]
-        print(json.dumps(row), flush=True)
+        print(dumps_strict(row), flush=True)
     if ranks.is_main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        atomic_write_json(out / "summary.json", summary, indent=1)
     return 0

@@ -28,15 +28,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowprob._io import atomic_write_text
+from lowprob._io import atomic_write_json, atomic_write_text, check_writable, dumps_strict
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.adapters.gpt2_tabulated import TabulatedGPT2
 from lowprob.lm_bridge.distributions import TokenSpec
-from lowprob.sharding import ChunkPlan, RankInfo, remove_state, run_chunks, shard_dir
+from lowprob.sharding import ChunkPlan, Interrupted, RankInfo, remove_state, run_chunks, shard_dir
 
-__all__ = ["GroundTruth", "argmax_fn", "count_argmax", "flops_per_sample", "save_targets", "select_targets", "throughput_note"]
+__all__ = [
+    "GroundTruth", "RunInterrupted", "argmax_fn", "count_argmax", "flops_per_sample", "save_targets", "select_targets",
+    "throughput_note",
+]
 
 FORMAT = "lowprob.ground_truth/1"
 
@@ -102,14 +105,21 @@ class GroundTruth:
 
     def save(self, path: str | Path) -> Path:
         """Atomic write (temporary file + rename) of the JSON form."""
-        return atomic_write_text(path, json.dumps(self.to_json(), indent=None, separators=(",", ":")) + "\n")
+        return atomic_write_text(path, dumps_strict(self.to_json(), indent=None, separators=(",", ":")) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> GroundTruth:
         path = Path(path)
         if not path.is_file():
             raise InputValueError(f"ground-truth file {str(path)!r} does not exist.")
-        return cls.from_json(json.loads(path.read_text()))
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, InputValueError):
+                raise
+            raise InputValueError(
+                f"ground-truth file {str(path)!r} is corrupt ({type(exc).__name__}: {exc}); delete it or pass another --out."
+            ) from None
 
 
 # -- the fast GPT-2 path ------------------------------------------------------------------------
@@ -137,6 +147,10 @@ def argmax_fn(adapter: ModelAdapter, spec: TokenSpec, device: torch.device, *, f
 def _chunk_generator(seed: int, k: int, device: torch.device) -> torch.Generator:
     s = int(np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint64)[0]) & ((1 << 63) - 1)
     return torch.Generator(device=device).manual_seed(s)
+
+
+#: Raised when SIGINT/SIGTERM stops a run after its checkpoint was saved (``signum`` says which).
+RunInterrupted = Interrupted
 
 
 def count_argmax(
@@ -169,10 +183,12 @@ def count_argmax(
         batch_size: inputs per chunk (memory ~ ``batch_size * T * 4 d`` floats); default 256
             on CPU (keeps temporaries small), 32768 on CUDA. Part of the reproducibility key.
         state_path: the output file. Finished chunks are checkpointed per rank under
-            ``<state_path>.shards/`` (every ``checkpoint_seconds``, after the first chunk, on
-            SIGTERM/SIGINT); a rerun with any world size resumes them, and a finished file with the
-            same model, spec, seed and batch size is extended when ``N`` grows. Rank 0 writes the
-            file atomically at the end and removes the part files.
+            ``<state_path>.shards/`` after the first chunk, every ``checkpoint_seconds`` and on
+            SIGINT/SIGTERM (the run then stops at the next chunk boundary and raises
+            :class:`RunInterrupted`); a rerun with any world size resumes them, and a finished
+            file with the same model, spec, seed and batch size is extended when ``N`` grows.
+            Rank 0 writes the file atomically at the end and removes the part files.
+        checkpoint_seconds: finite, ``> 0``.
         fast: use the tabulated GPT-2 kernel where supported.
         ranks: from :func:`lowprob.sharding.init_ranks` (default: one process).
 
@@ -182,6 +198,17 @@ def count_argmax(
     n_samples = check_int("n_samples", n_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     ranks = ranks or RankInfo()
+    if isinstance(checkpoint_seconds, bool) or not isinstance(checkpoint_seconds, (int, float)) or not (
+        math.isfinite(checkpoint_seconds) and checkpoint_seconds > 0
+    ):
+        raise InputValueError(
+            f"checkpoint_seconds must be a finite number > 0, got {checkpoint_seconds!r} "
+            "(nan or inf would silently disable checkpointing)."
+        )
+    if state_path is not None:
+        if Path(state_path).is_dir():
+            raise InputValueError(f"state_path {str(state_path)!r} is a directory; pass a file path such as DIR/gt.json.")
+        check_writable(state_path, what="state_path")
     spec.validate_vocab(adapter.vocab_size)
     n_ctx = getattr(adapter, "n_ctx", None)
     if n_ctx is not None and spec.length > n_ctx:
@@ -348,7 +375,4 @@ def save_targets(path: str | Path, gt: GroundTruth, targets: list[int], **select
             {"token": t, "count": int(gt.counts[t]), "p": float(gt.probs[t]), "std_err": float(se[t])} for t in targets
         ],
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1) + "\n")
-    return path
+    return atomic_write_json(path, obj, indent=1)

@@ -21,6 +21,7 @@ from lowprob.lm_bridge.families import TokenVocab, build_all_families
 __all__ = [
     "DATA_DIR",
     "SHIPPED_MODELS",
+    "SHIPPED_MODEL_HASHES",
     "SHIPPED_TOKENIZER",
     "build_shipped_specs",
     "load_shipped",
@@ -36,6 +37,10 @@ __all__ = [
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SHIPPED_MODELS: tuple[str, ...] = ("gelu-1l", "gelu-2l")
 SHIPPED_TOKENIZER = "lowprob-bpe4k"
+#: ``file_hash`` (sha256[:16]) of each shipped ``model.safetensors``, checked at every load so that
+#: a modified package (e.g. an old ``lowprob lm train`` that wrote into it) is never used silently.
+#: The shipped ground truth records the same hashes (``ground_truth/<name>/summary.json``).
+SHIPPED_MODEL_HASHES: dict[str, str] = {"gelu-1l": "f71fed8b6be02e2e", "gelu-2l": "0ac611eb05dcfd64"}
 
 
 def shipped_model_dir(name: str) -> Path:
@@ -97,5 +102,5 @@ def load_shipped_spec(family: str) -> TokenSpec:
 
 
 def load_shipped(name: str, device: torch.device | str = "cpu") -> HFAdapter:
-    """Load a shipped model as an :class:`HFAdapter` (fp32) on ``device``."""
-    return load_hf(shipped_model_dir(name), device=device)
+    """Load a shipped model as an :class:`HFAdapter` (fp32) on ``device``, verifying its recorded hash."""
+    return load_hf(shipped_model_dir(name), device=device, expected_hash=SHIPPED_MODEL_HASHES[name])

@@ -35,20 +35,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
+def _check_methods(methods: list[str], budgets: dict[str, tuple[int, ...]], d: int, m: int, instances: int) -> None:
+    """Every method must run in batches (``estimate_batch``); every --budgets key must be a method;
+    every budget must fit the stated memory/time estimate (:mod:`lowprob.toy_models.cost_models`)."""
+    from lowprob.errors import InputValueError
+    from lowprob.propagation.curves import CurveConfig
+    from lowprob.toy_models.cost_models import check_toy_budget
+    from lowprob.toy_models.registry import get_toy_estimator
+
+    if not methods:
+        raise InputValueError("--methods needs at least one method, e.g. --methods kernel hermite sampling.")
+    batched = [m_ for m_ in methods if not hasattr(get_toy_estimator(m_), "estimate_batch")]
+    if batched:
+        raise InputValueError(
+            f"--methods {batched!r} cannot run in `lowprob curves` (no batched estimate over instances); "
+            "use propagation estimators such as kernel, hermite, sampling, or `lowprob toy estimate` for these."
+        )
+    extra = sorted(set(budgets) - set(methods))
+    if extra:
+        raise InputValueError(
+            f"--budgets given for {extra!r}, which is not in --methods {methods!r}; add it to --methods or drop it."
+        )
+    for meth in methods:
+        for k in CurveConfig(d=d, m=m, methods=(meth,), budgets=budgets).budgets_for(meth):
+            check_toy_budget(meth, d, m, k, instances=instances)
+
+
 def _run(args: argparse.Namespace) -> int:
-    from lowprob._validation import check_int
+    from lowprob._io import check_writable
+    from lowprob._validation import check_int, check_seed
+    from lowprob.errors import InputValueError
     from lowprob.propagation.curves import CurveConfig, parse_budgets, run_curves, write_results
 
+    if not args.stem or any(c in args.stem for c in "/\\") or args.stem in (".", ".."):
+        raise InputValueError(f"--stem must be a plain file name without '/', got {args.stem!r}.")
     cfg = CurveConfig(
         d=check_int("--d", args.d, minimum=2),
         m=check_int("--m", args.m, minimum=1),
         instances=check_int("--instances", args.instances, minimum=2),
         methods=tuple(args.methods),
         budgets=parse_budgets(args.budgets),
-        seed=check_int("--seed", args.seed, minimum=0),
+        seed=check_seed("--seed", args.seed),
         bootstrap=check_int("--bootstrap", args.bootstrap, minimum=10),
         truth_samples=check_int("--truth-samples", args.truth_samples, minimum=1),
     )
+    if cfg.d * cfg.m * cfg.instances > 10**9:
+        raise InputValueError(
+            f"--d {cfg.d} x --m {cfg.m} x --instances {cfg.instances} weights is more than 10**9; use fewer instances."
+        )
+    _check_methods(list(cfg.methods), cfg.budgets, cfg.d, cfg.m, cfg.instances)
+    check_writable(args.out, what="--out")  # before the computation, not after it
     result = run_curves(cfg, show_progress=not args.no_progress)
     jp, pp = write_results(result, args.out, args.stem)
     print(f"trivial estimator nMSE = {result['trivial_nmse']:.3e}; truth: {result['truth']}")

@@ -47,6 +47,7 @@ from lowprob.propagation.loop import PropagationTrace, backward_claims, propagat
 from lowprob.propagation.sample_cloud import SampleCloud, drop_dead_samples
 from lowprob.propagation.steps import RandomHalfspaceStep, halfspace_steps
 from lowprob.sketching.claims import RandomHalfspaceProduct
+from lowprob.toy_models.cost_models import check_toy_budget
 from lowprob.toy_models.halfspace import HalfspaceToy, as_halfspace_toy
 from lowprob.toy_models.registry import TOY_ESTIMATORS
 
@@ -107,6 +108,7 @@ class ToyPropagationEstimator(abc.ABC):
         """The full :class:`~lowprob.propagation.loop.PropagationTrace` for one instance."""
         toy = as_halfspace_toy(problem)
         budget = check_budget(budget)
+        check_toy_budget(self.name, toy.d, toy.m, budget)  # stated memory/time estimate
         rng = as_generator(seed)
         self._check_problem(toy)
         claims = random_product_claims(toy.d, toy.m)
@@ -143,6 +145,7 @@ class ToyPropagationEstimator(abc.ABC):
         budget = check_budget(budget)
         rng = as_generator(seed)
         B, m, n = W.shape
+        check_toy_budget(self.name, n, m, budget, instances=B)  # stated memory/time estimate
         claims = random_product_claims(n, m)
         vals, fl, secs, terms, pre = [], [], [], 0, 0.0
         for s in range(0, B, check_int("tile", self.tile, minimum=1)):

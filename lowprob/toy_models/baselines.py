@@ -1,7 +1,7 @@
 """Baseline estimators for the halfspace toy: naive Monte Carlo and sequential Monte Carlo.
 
 Both follow the :class:`~lowprob.estimate.Estimator` contract
-``estimate(problem, budget, *, seed) -> Estimate`` and register themselves in
+``estimate(problem, budget, *, seed) -> Estimate`` and are registered (lazily) in
 :data:`~lowprob.toy_models.registry.TOY_ESTIMATORS` as ``"naive"`` and ``"smc"``.
 
 **Budget unit** (both): ``samples`` = forward evaluations of the layer ``x -> W x + b`` on one
@@ -20,8 +20,8 @@ import numpy as np
 from lowprob._validation import as_generator, check_budget, check_int
 from lowprob.errors import BudgetError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
+from lowprob.toy_models.cost_models import check_toy_budget
 from lowprob.toy_models.halfspace import as_halfspace_toy
-from lowprob.toy_models.registry import TOY_ESTIMATORS
 from lowprob.toy_models.tilting import _truncnorm_ppf
 
 __all__ = ["NaiveMonteCarlo", "SequentialMonteCarlo", "as_halfspace_toy"]
@@ -45,6 +45,7 @@ class NaiveMonteCarlo:
     def estimate(self, problem: object, budget: int, *, seed: object = None) -> Estimate:
         toy = as_halfspace_toy(problem)
         n = check_budget(budget)
+        check_toy_budget(self.name, toy.d, toy.m, n)  # stated time estimate (memory is batched)
         rng = as_generator(seed)
         bs = check_int("batch_size", self.batch_size, minimum=1)
         hits = 0
@@ -323,5 +324,3 @@ def _gibbs_move(
     return x, S
 
 
-TOY_ESTIMATORS.add("naive", NaiveMonteCarlo)
-TOY_ESTIMATORS.add("smc", SequentialMonteCarlo)

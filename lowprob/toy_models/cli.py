@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from lowprob._io import dumps_strict
 from lowprob._progress import progress
-from lowprob.errors import InputValueError, UnavailableError
+from lowprob._validation import MAX_SEED
+from lowprob.errors import InputValueError, NumericalWarning, UnavailableError
 from lowprob.estimate import stopwatch
 from lowprob.toy_models.halfspace import HalfspaceToy
 
@@ -37,6 +39,8 @@ def _nonneg_int(name: str):
             ) from None
         if value < 0:
             raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {text!r}.")
+        if value > MAX_SEED:
+            raise argparse.ArgumentTypeError(f"{name} must be <= 2**63 - 1, got {text!r}.")
         return value
 
     return parse
@@ -84,6 +88,31 @@ def load_weights(path: str | Path) -> HalfspaceToy:
     return HalfspaceToy(W)
 
 
+#: Largest random instance the CLI builds (d * m entries); larger ones come from --weights.
+_MAX_ENTRIES = 10**7
+
+
+def _resolve_instance_args(args: argparse.Namespace) -> None:
+    """``--weights`` and ``--d/--m`` are exclusive; fill the defaults (4, 16) otherwise."""
+    if args.weights is not None:
+        given = [f"--{k} {getattr(args, k)}" for k in ("d", "m") if getattr(args, k) is not None]
+        if given:
+            raise InputValueError(
+                f"--weights {args.weights!r} fixes the instance's shape; drop {' and '.join(given)} "
+                "(they would be ignored)."
+            )
+        return
+    args.d = 4 if args.d is None else args.d
+    args.m = 16 if args.m is None else args.m
+    if args.d < 1 or args.m < 1:
+        raise InputValueError(f"--d and --m must be >= 1, got --d {args.d!r} --m {args.m!r}.")
+    if args.d * args.m > _MAX_ENTRIES:
+        raise InputValueError(
+            f"--d {args.d} x --m {args.m} = {args.d * args.m} weights is more than the CLI's {_MAX_ENTRIES}; "
+            "use smaller sizes or pass --weights."
+        )
+
+
 def _instance(args: argparse.Namespace, seed: int) -> HalfspaceToy:
     if args.weights is not None:
         return load_weights(args.weights)
@@ -91,8 +120,9 @@ def _instance(args: argparse.Namespace, seed: int) -> HalfspaceToy:
 
 
 def _add_instance_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--d", type=_int("--d"), default=4, help="input dimension (default 4)")
-    p.add_argument("--m", type=_int("--m"), default=16, help="number of half-spaces (default 16)")
+    p.add_argument("--d", type=_int("--d"), default=None, help="input dimension (default 4; not with --weights)")
+    p.add_argument("--m", type=_int("--m"), default=None,
+                   help="number of half-spaces (default 16; not with --weights)")
     p.add_argument("--weights", metavar="FILE.npy", default=None,
                    help="use this (m, d) weight matrix instead of a random instance")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -110,13 +140,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="K > 1: the K instances with seeds seed..seed+K-1, with a summary")
     ex.set_defaults(func=_cmd_exact)
 
-    from lowprob.toy_models.registry import toy_estimator_names
-
-    names = toy_estimator_names()
     es = sub.add_parser("estimate", help="estimate p with a registered toy estimator")
     _add_instance_args(es)
     es.add_argument("--method", required=True, metavar="NAME",
-                    help=f"registered estimator: {', '.join(names)}")
+                    help="registered estimator, e.g. naive, smc, kernel, hermite, sampling "
+                         "(an unknown name lists them all)")
     es.add_argument("--budget", type=_int("--budget"), required=True,
                     help="budget in the estimator's unit (samples / terms / model calls)")
     es.add_argument("--seed", type=_nonneg_int("--seed"), default=0, help="estimator seed (default 0)")
@@ -130,6 +158,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     st = sub.add_parser("stats", help="exact moments of p over random instances (E p, E p^2, ...)")
     st.add_argument("--d", type=_int("--d"), default=4)
     st.add_argument("--m", type=_int("--m"), default=16)
+    st.set_defaults(weights=None)
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=_cmd_stats)
 
@@ -153,10 +182,15 @@ def _emit(args: argparse.Namespace, record: dict[str, Any], rows: list[tuple[str
 def _cmd_exact(args: argparse.Namespace) -> int:
     from lowprob.toy_models.oracle import exact_probability
 
+    _resolve_instance_args(args)
     if args.instances < 1:
         raise InputValueError(f"--instances must be >= 1, got {args.instances!r}.")
     if args.weights is not None and args.instances != 1:
         raise InputValueError("--instances needs random instances; drop it when using --weights.")
+    if args.instances > 10**7 or args.seed + args.instances - 1 > MAX_SEED:
+        raise InputValueError(
+            f"--instances must be <= 10**7 with seeds up to 2**63 - 1, got {args.instances!r} from seed {args.seed!r}."
+        )
     results = []
     seeds = range(args.seed, args.seed + args.instances)
     for s in progress(seeds, total=args.instances, desc="exact", enabled=None if args.instances > 1 else False):
@@ -194,11 +228,20 @@ def _cmd_exact(args: argparse.Namespace) -> int:
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from lowprob.toy_models.registry import get_toy_estimator
 
+    _resolve_instance_args(args)
     if args.repeats < 1:
         raise InputValueError(f"--repeats must be >= 1, got {args.repeats!r}.")
+    if args.repeats > 10**6 or args.seed + args.repeats - 1 > MAX_SEED:
+        raise InputValueError(
+            f"--repeats must be <= 10**6 with seeds up to 2**63 - 1, got {args.repeats!r} from seed {args.seed!r}."
+        )
     iseed = args.seed if args.instance_seed is None else args.instance_seed
     toy = _instance(args, iseed)
     estimator = get_toy_estimator(args.method)
+    if args.budget >= 1:  # smaller budgets get the estimator's own message
+        from lowprob.toy_models.cost_models import check_toy_budget
+
+        check_toy_budget(args.method, toy.d, toy.m, args.budget, instances=args.repeats)
     exact = None
     if not args.no_exact:
         from lowprob.toy_models.oracle import exact_probability
@@ -217,6 +260,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.repeats == 1:
         e = ests[0]
         record = {**inst, **e.to_dict(), "exact": exact.to_dict() if exact else None}
+        note = _negative_note([e])
+        if note:
+            record["note"] = note
         rows = [("instance", f"d={toy.d} m={toy.m} " + (f"weights={args.weights}" if args.weights else f"seed={iseed}")),
                 ("method", f"{e.method} (budget {e.budget} {e.budget_unit}, seed {args.seed})"),
                 ("estimate", _fmt(e.value)), ("std error", _fmt(e.std_error)),
@@ -224,6 +270,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
                 ("error / se", _fmt((e.value - truth) / e.std_error) if truth is not None and e.std_error else "n/a"),
                 ("cost", f"samples={e.cost.samples} model_calls={e.cost.model_calls} "
                          f"flops={e.cost.flops:.3g} seconds={e.cost.seconds:.3g}")]
+        if note:
+            rows.append(("note", note))
         _emit(args, record, rows)
         return 0
     vals = np.array([e.value for e in ests])
@@ -232,11 +280,29 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
               "exact": truth, "mean": float(vals.mean()),
               "mse": float(np.mean((vals - truth) ** 2)) if truth is not None else None,
               "seconds": [e.cost.seconds for e in ests]}
+    note = _negative_note(ests)
+    if note:
+        record["note"] = note
     rows = [("method", f"{args.method} x {args.repeats} (budget {args.budget})"),
             ("mean estimate", _fmt(float(vals.mean()))), ("exact p", _fmt(truth)),
             ("rmse / p", _fmt(math.sqrt(record["mse"]) / truth) if truth else "n/a")]
     _emit(args, record, rows)
     return 0
+
+
+def _negative_note(ests: list[Any]) -> str | None:
+    """A signed pseudo-distribution (``kernel``, ``hermite``) can return ``p_hat < 0``; its log is
+    undefined. Say so (NumericalWarning + a ``note`` in the record) instead of a silent NaN log."""
+    neg = [e.value for e in ests if e.value < 0]
+    if not neg:
+        return None
+    note = (
+        f"{len(neg)} of {len(ests)} estimate(s) are negative (min {min(neg):.3g}): {ests[0].method!r} "
+        "propagates a signed pseudo-distribution, so a probability below its truncation error can come "
+        "out negative and log_estimate is nan. Read it as p ~ 0 at this budget (clip at 0) or raise --budget."
+    )
+    warnings.warn(note, NumericalWarning, stacklevel=2)
+    return note
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:

@@ -102,9 +102,9 @@ class HalfspaceToy:
         m, d = W.shape
         if m < 1 or d < 1:
             raise InputValueError(f"W must have at least one row and one column, got shape {W.shape!r}.")
-        norms = np.linalg.norm(W, axis=1)
-        if np.any(norms == 0):
-            rows = np.flatnonzero(norms == 0).tolist()
+        zero = ~np.any(W != 0, axis=1)  # not |W_i| == 0: that underflows for rows ~1e-200
+        if np.any(zero):
+            rows = np.flatnonzero(zero).tolist()
             raise InputValueError(
                 f"W has zero rows {rows!r}; a zero row gives the empty event 0 > 0. Remove them."
             )

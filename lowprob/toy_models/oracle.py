@@ -100,7 +100,15 @@ def _infeasible(dim: int) -> OracleResult:
 
 
 def _checked(W: object, b: object | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Validated ``(W (m, d), b (m,) or None, row norms (m,))``; a toy's bias is used if ``b`` is None."""
+    """Validated ``(U (m, d), b (m,) or None, W (m, d))`` with ``U`` the unit rows of ``W``.
+
+    The event ``{W x + b > 0}`` is invariant under scaling row ``i`` (and ``b_i``) by any
+    ``s_i > 0``, so we divide by ``s_i = max_j |W_ij|`` first and by the Euclidean norm of the
+    rescaled row (in ``[1, sqrt(d)]``) second: ``|W_i|`` itself overflows to ``inf`` for entries
+    above ``~1e154`` and underflows to 0 below ``~1e-162``, which would turn a feasible instance
+    into ``p = 0`` or a spurious "zero row". The returned bias is scaled the same way.
+    A toy's bias is used if ``b`` is None.
+    """
     if isinstance(W, HalfspaceToy):
         if b is None and W.has_bias:
             b = W.b
@@ -111,23 +119,34 @@ def _checked(W: object, b: object | None) -> tuple[np.ndarray, np.ndarray | None
         raise InputValueError(f"W must have shape (m, d) with m, d >= 1, got {W.shape!r}.")
     if b is not None:
         b = check_finite_array("b", b, shape=(m,))
-    norms = np.linalg.norm(W, axis=1)
-    if np.any(norms == 0):
-        rows = np.flatnonzero(norms == 0).tolist()
+    scale = np.max(np.abs(W), axis=1)
+    if np.any(scale == 0):
+        rows = np.flatnonzero(scale == 0).tolist()
         raise InputValueError(
             f"W has zero rows {rows!r}; a zero row makes the event 0 > 0 empty. Remove them."
         )
-    return W, b, norms
+    V = W / scale[:, None]
+    norms = np.linalg.norm(V, axis=1)
+    U = V / norms[:, None]
+    if b is not None:
+        with np.errstate(over="ignore"):
+            b = b / scale / norms
+        if not np.all(np.isfinite(b)):
+            raise InputValueError(
+                "b / |W_i| overflows for some rows (a bias of order 1e308 times the row scale); "
+                "rescale W and b together so that the rows of W are of order 1."
+            )
+    return U, b, W
 
 
 def _as_weights(W: object, b: object | None) -> np.ndarray:
-    W, b, norms = _checked(W, b)
+    U, b, _ = _checked(W, b)
     if b is not None and np.any(b != 0):
         raise UnavailableError(
             "exact_probability handles cones (b = 0) only; for a bias use Monte Carlo "
             "(get_toy_estimator('naive')) or the sequential sampler get_toy_estimator('smc')."
         )
-    return W / norms[:, None]
+    return U
 
 
 def _clean_rows(U: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -347,10 +366,10 @@ def _cone_feasible(U: np.ndarray) -> bool:
 def _tilting_result(W: object, b: object | None, *, n_samples: int, seed: object) -> OracleResult:
     from lowprob.toy_models.tilting import gaussian_polytope_probability
 
-    A, b, norms = _checked(W, b)
+    A, b, _ = _checked(W, b)  # unit rows and the bias scaled alike (the event is unchanged)
     m, d = A.shape
     bias = np.zeros(m) if b is None else b
-    if not np.any(bias != 0) and not _cone_feasible(A / norms[:, None]):
+    if not np.any(bias != 0) and not _cone_feasible(A):
         return _infeasible(d)
     r = gaussian_polytope_probability(A, -bias, np.inf, n_samples=n_samples, seed=seed)
     return OracleResult(

@@ -2,14 +2,16 @@
 
 Each entry maps a method name to a factory ``(**options) -> Estimator``. Registration goes
 one way, from the package that defines an estimator into this table: the baselines
-(``naive``, ``smc``) register when :mod:`lowprob.toy_models` is imported, the propagation
-estimators (``kernel``, ``hermite``, ``sampling``) when :mod:`lowprob.propagation` is. This
-module imports nothing above ``lowprob.toy_models``; the ``lowprob`` command line imports
-every plugin package before it reads the table.
+(``naive``, ``smc``) are registered here as lazy factories (their module, which needs SciPy's
+statistics, is imported on first use), the propagation estimators (``kernel``, ``hermite``,
+``sampling``) when :mod:`lowprob.propagation` is imported. This module imports nothing above
+``lowprob.toy_models``; the ``lowprob`` command line imports the plugin packages before it runs a
+command.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -36,3 +38,15 @@ def get_toy_estimator(name: str, **options: Any) -> Estimator:
 def toy_estimator_names() -> list[str]:
     """The names registered so far (sorted)."""
     return sorted(map(str, TOY_ESTIMATORS.keys()))
+
+
+def _lazy(module: str, attr: str) -> Callable[..., Estimator]:
+    def make(**options: Any) -> Estimator:
+        return getattr(importlib.import_module(module), attr)(**options)
+
+    make.__doc__ = f"``{module}.{attr}(**options)`` (imported on first use)."
+    return make
+
+
+TOY_ESTIMATORS.add("naive", _lazy("lowprob.toy_models.baselines", "NaiveMonteCarlo"))
+TOY_ESTIMATORS.add("smc", _lazy("lowprob.toy_models.baselines", "SequentialMonteCarlo"))

@@ -28,7 +28,7 @@ from torch import nn
 from lowprob.errors import InputTypeError, UnavailableError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 
-__all__ = ["HFAdapter", "SUPPORTED_MODEL_TYPES", "load_hf"]
+__all__ = ["HFAdapter", "SUPPORTED_MODEL_TYPES"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class HFAdapter(ModelAdapter):
             to inputs (one-hot tokens, embeddings, activations) only.
         tokenizer: optional ``tokenizers.Tokenizer`` for decoding token ids.
         name: a label for reports.
-        model_hash: a content hash of the weights file (set by :func:`load_hf`).
+        model_hash: a content hash of the weights file (set by :func:`lowprob.lm_bridge.adapters.loading.load_hf`).
     """
 
     def __init__(
@@ -184,10 +184,3 @@ class HFAdapter(ModelAdapter):
         if self.tokenizer is None:
             raise UnavailableError(f"{type(self).__name__} {self.name!r} has no tokenizer attached.")
         return self.tokenizer.decode([int(token)])
-
-
-def load_hf(directory: Any, device: torch.device | str = "cpu", **kwargs: Any) -> HFAdapter:
-    """Load a local HF causal-LM directory (see :func:`lowprob.lm_bridge.adapters.loading.load_hf`)."""
-    from lowprob.lm_bridge.adapters.loading import load_hf as _load
-
-    return _load(directory, device=device, **kwargs)
