@@ -59,7 +59,7 @@ from lowprob._validation import check_int
 from lowprob.errors import InputTypeError, InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.distributions import CategoricalPosition, TokenSpec
-from lowprob.lm_bridge.ground_truth import _GPT2Argmax, _gpt2_supported
+from lowprob.lm_bridge.ground_truth import _gpt2_supported, _GPT2Argmax
 
 __all__ = [
     "DEFAULT_MAX_INPUTS",
