@@ -11,9 +11,10 @@ Writes (stable layout, read by ``lowprob lm bench --truth exact``)::
     benchmarks/results/lm_exact_suites.json           per-suite time, sizes, tie mass, target counts
 
 Resumable: a finished suite (truth file with the current spec hash and model hash) is skipped; an
-interrupted one resumes from its ``.state`` file. The summary is rebuilt from the files on disk
-after every suite (``--summary-only`` just rebuilds it), so several builder processes (e.g. one per
-model) can run at once.
+interrupted one resumes from its ``.state`` file. Several builder processes can run at once: each
+takes a suite only if it can create its lock file (``.<family>.lock``, holding the pid; a dead
+process's lock is taken over). The summary is rebuilt from the files on disk after every suite
+(``--summary-only`` just rebuilds it).
 
 Short variants: the family's layout with 3 free positions (english: start word + 2; icl: 3 slots
 "A", "R", "C" + the query), each free position cut to its ``top`` most frequent tokens under the
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -116,16 +118,68 @@ def ensure_spec(family: str) -> TokenSpec:
     return spec
 
 
-def run_suite(model: str, family: str, adapter: object, *, chunk: int, progress: bool | None) -> dict:
-    spec = ensure_spec(family)
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock(path: Path) -> bool:
+    """Take ``path`` (O_EXCL file holding our pid); a lock of a dead process is taken over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _pid_alive(pid):
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _done(model: str, family: str, spec: TokenSpec, mhash: str | None) -> bool:
     out = EXACT_DIR / model / f"{family}.json"
     tpath = EXACT_DIR / model / f"targets_{family}.json"
-    mhash = getattr(adapter, "model_hash", None)
     if out.is_file() and tpath.is_file():
         old = ExactTruth.load(out)
-        if old.spec_hash == spec.spec_hash() and old.model_hash == mhash:
-            print(f"[{model}/{family}] done already ({old.seconds:.0f} s); skipped", flush=True)
+        return old.spec_hash == spec.spec_hash() and old.model_hash == mhash
+    return False
+
+
+def run_suite(model: str, family: str, adapter: object, *, chunk: int, progress: bool | None) -> dict:
+    """Compute one suite unless it is finished or another builder process holds its lock."""
+    spec = ensure_spec(family)
+    mhash = getattr(adapter, "model_hash", None)
+    if _done(model, family, spec, mhash):
+        print(f"[{model}/{family}] done already; skipped", flush=True)
+        return {"skipped": True}
+    lock = EXACT_DIR / model / f".{family}.lock"
+    if not _lock(lock):
+        print(f"[{model}/{family}] being built by another process; skipped", flush=True)
+        return {"skipped": True}
+    try:
+        if _done(model, family, spec, mhash):
             return {"skipped": True}
+        return _compute(model, family, spec, adapter, chunk=chunk, progress=progress)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _compute(model: str, family: str, spec: TokenSpec, adapter: object, *, chunk: int, progress: bool | None) -> dict:
+    out = EXACT_DIR / model / f"{family}.json"
+    tpath = EXACT_DIR / model / f"targets_{family}.json"
     print(f"[{model}/{family}] {spec.support_size():,} inputs (~2^{math.log2(spec.support_size()):.2f})", flush=True)
     state = default_state_path(out)
     truth = exact_argmax(adapter, spec, chunk=chunk, tie_threshold=DEFAULT_TIE_THRESHOLD, state_path=state,
@@ -186,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--reverse", action="store_true", help="take the suites in reverse order (for a second process)")
     ap.add_argument("--specs-only", action="store_true", help="write the short specs and stop")
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     args = ap.parse_args(argv)
@@ -196,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.summary_only:
         t0 = time.perf_counter()
-        for model in args.models:
-            adapter = load_shipped(model)
-            for fam in args.families:
-                run_suite(model, fam, adapter, chunk=args.chunk, progress=args.progress)
+        adapters = {m: load_shipped(m) for m in args.models}
+        jobs = [(m, f) for f in args.families for m in args.models]
+        if args.reverse:
+            jobs = jobs[::-1]
+        for model, fam in jobs:  # several builder processes share the list through per-suite lock files
+            if not run_suite(model, fam, adapters[model], chunk=args.chunk, progress=args.progress)["skipped"]:
                 summarize()
         print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
     print(_table(summarize()))
