@@ -250,3 +250,38 @@ def test_reexport_and_targets(tmp_path):
     assert all(1e-6 <= r.probs[t] <= 0.5 for t in sel) and len(sel) == 3
     path = save_exact_targets(tmp_path / "t.json", r, sel, family="x")
     assert [e["token"] for e in json.loads(path.read_text())["targets"]] == sel
+
+
+@pytest.mark.parametrize("model", ["gelu-1l", "gelu-2l"])
+def test_shipped_exact_suites_are_consistent(model):
+    """Every shipped suite: hashes match the spec and model, probs sum to 1, targets are exact, in
+    [1e-9, 1e-5] with narrow intervals, and ``lm bench``'s loader reads them."""
+    from lowprob.lm_bridge.adapters.loading import model_hash
+    from lowprob.lm_bridge.bench import load_cases
+    from lowprob.lm_bridge.exact_truth import shipped_exact_dir
+    from lowprob.lm_bridge.families import DEV_FAMILIES, HELDOUT_FAMILIES
+    from lowprob.lm_bridge.zoo import shipped_model_dir
+
+    d = shipped_exact_dir(model)
+    mhash = model_hash(shipped_model_dir(model))
+    files = sorted(d.glob("targets_*.json"))
+    fams = {f.stem.removeprefix("targets_") for f in files}
+    assert fams and fams <= set(DEV_FAMILIES + HELDOUT_FAMILIES)
+    n = 0
+    for tpath in files:
+        fam = tpath.stem.removeprefix("targets_")
+        spec = TokenSpec.load(shipped_exact_dir() / "specs" / f"{fam}.json", vocab_size=4096)
+        truth = ExactTruth.load(d / f"{fam}.json")
+        assert truth.spec_hash == spec.spec_hash() and truth.model_hash == mhash
+        assert truth.n_inputs == spec.support_size() >= 2**20
+        assert abs(truth.probs.sum() - 1) < 1e-9 and truth.probs.size == 4096
+        slack = 1e-12 * truth.probs  # low, probs and high are float64 sums in different orders
+        assert np.all(truth.probs_low <= truth.probs + slack) and np.all(truth.probs <= truth.probs_high + slack)
+        t = json.loads(tpath.read_text())
+        assert t["spec_hash"] == spec.spec_hash() and t["model_hash"] == mhash and t["family"] == fam
+        for e in t["targets"]:
+            assert 1e-9 <= e["p"] <= 1e-5 and e["p"] == truth.probs[e["token"]]
+            assert e["p_high"] - e["p_low"] <= 0.01 * e["p"]
+        n += len(t["targets"])
+    cases = load_cases(d, shipped_exact_dir() / "specs", model_hash=mhash)
+    assert len(cases) == n > 0

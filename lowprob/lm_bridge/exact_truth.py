@@ -71,6 +71,7 @@ __all__ = [
     "flops_per_input",
     "save_exact_targets",
     "select_exact_targets",
+    "shipped_exact_dir",
 ]
 
 EXACT_FORMAT = "lowprob.exact_truth/1"
@@ -79,9 +80,9 @@ DEFAULT_MAX_INPUTS = 2**28
 #: Default near-tie threshold on the top-two logit gap. The enumerator's float32 logits differ from
 #: the HF forward's by at most ~2e-5 on the shipped models (docs/lm_exact.md), well below ``threshold / 2``.
 DEFAULT_TIE_THRESHOLD = 1e-4
-#: Effective CPU throughput used for time estimates (FLOP/s), measured with the tree enumerator on
-#: 2 shared cores (benchmarks/RESULTS-exact.md); a rough figure, stated in every estimate.
-CPU_FLOPS_PER_SECOND = 2.0e10
+#: Effective CPU throughput used for time estimates (FLOP/s): the tree enumerator ran at 2.3-5.2 GFLOP/s
+#: (2.5-5.8 k inputs/s on gelu-1l) with one thread on 2 loaded shared cores (benchmarks/RESULTS-exact.md).
+CPU_FLOPS_PER_SECOND = 4.0e9
 DEFAULT_CHUNK = 2**18
 
 
@@ -580,6 +581,19 @@ def _flat_chunk(adapter: ModelAdapter, plan: _Plan, c: int, toks: list[torch.Ten
         for t in range(len(toks)):
             w = w * qs[t][dig[:, t]]
         acc.add(adapter.logits(x).float(), w)
+
+
+def shipped_exact_dir(model: str | None = None) -> Path:
+    """``lowprob/data/exact`` (with ``model``: its ``<model>/`` folder of ``<family>.json`` truths and
+    ``targets_<family>.json`` lists); the short specs are in ``shipped_exact_dir() / "specs"``."""
+    from lowprob.lm_bridge.zoo import DATA_DIR, SHIPPED_MODELS
+
+    root = DATA_DIR / "exact"
+    if model is None:
+        return root
+    if model not in SHIPPED_MODELS:
+        raise InputValueError(f"model must be one of {SHIPPED_MODELS!r}, got {model!r}.")
+    return root / model
 
 
 # -- targets -----------------------------------------------------------------------------------------
