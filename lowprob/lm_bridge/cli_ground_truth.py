@@ -14,7 +14,8 @@ enumerates the whole support instead (:func:`lowprob.lm_bridge.exact_truth.exact
 ``lowprob.exact_truth/1`` JSON: ``probs`` (length V, float64, ties as ``torch.argmax``), ``n_inputs``,
 ``probs_low``/``probs_high`` (near-tie interval), ``tie_threshold``, ``tie_mass``, ``model_hash``,
 ``spec_hash``, ``seconds`` and ``diagnostics``. Progress is kept in ``FILE.json.state`` (resumed by
-rerunning the same command; removed once ``FILE.json`` is written). ``--targets`` writes exact targets
+rerunning the same command; removed once ``FILE.json`` is written). A bare family name as ``--dist``
+means that family's short exact-suite spec (``lowprob/data/exact/specs/<family>.json``). ``--targets`` writes exact targets
 (``p`` in ``[--p-min, --p-max]``, near-tie interval narrower than ``--max-rel-width * p``).
 """
 
@@ -126,7 +127,7 @@ def run_exact(args: argparse.Namespace) -> int:
     from lowprob.lm_bridge.adapters.loading import load_hf, resolve_device
     from lowprob.lm_bridge.distributions import TokenSpec
     from lowprob.lm_bridge.families import FAMILIES
-    from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir, shipped_specs_dir
+    from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir
 
     try:
         if args.samples is not None:
@@ -144,8 +145,8 @@ def run_exact(args: argparse.Namespace) -> int:
         model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
         adapter = load_hf(model_dir, device=device)
         dist = args.dist
-        if not Path(dist).exists() and dist in FAMILIES:
-            dist = shipped_specs_dir() / f"{dist}.json"
+        if not Path(dist).exists() and dist in FAMILIES:  # a family name: its short exact-suite variant
+            dist = ex.shipped_exact_dir() / "specs" / f"{dist}.json"
         spec = TokenSpec.load(dist, vocab_size=adapter.vocab_size)
         state = ex.default_state_path(out)
         kw = {k: v for k, v in (("max_inputs", args.max_inputs), ("tie_threshold", args.tie_threshold),
