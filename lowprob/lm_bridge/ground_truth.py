@@ -36,10 +36,20 @@ from lowprob.lm_bridge.adapters.gpt2_tabulated import TabulatedGPT2
 from lowprob.lm_bridge.distributions import TokenSpec
 from lowprob.sharding import ChunkPlan, Interrupted, RankInfo, remove_state, run_chunks, shard_dir
 
-__all__ = [
-    "GroundTruth", "RunInterrupted", "argmax_fn", "count_argmax", "flops_per_sample", "save_targets", "select_targets",
-    "throughput_note",
+__all__ = [  # noqa: F822 -- ExactTruth/exact_argmax come from __getattr__
+    "ExactTruth", "GroundTruth", "RunInterrupted", "argmax_fn", "count_argmax", "exact_argmax", "flops_per_sample",
+    "save_targets", "select_targets", "throughput_note",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``exact_argmax`` and ``ExactTruth`` live in :mod:`lowprob.lm_bridge.exact_truth` (imported lazily:
+    that module builds on this one)."""
+    if name in ("exact_argmax", "ExactTruth"):
+        from lowprob.lm_bridge import exact_truth
+
+        return getattr(exact_truth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 FORMAT = "lowprob.ground_truth/1"
 
