@@ -14,13 +14,13 @@ than dimensions. We split it by danger (:mod:`.final_layer`):
    so ``E[p_hat] = P_M[argmax = t]`` whatever ``K`` is; ``K`` only changes the variance.
    A pilot run (a fraction of the samples, discarded) finds the competitors that still win
    inside the top-K polytope and adds the most frequent ones before the final run.
-3. **Deduction--projection over competitors** (:func:`adf_probability`): the Gaussian is
-   multiplied by one competitor indicator at a time, in danger order (exact deduction:
-   a truncated Gaussian), and projected back onto a Gaussian by matching mean and covariance
-   (assumed-density filtering; Minka 2001, "Expectation propagation", eqs. 3.7-3.9). The
-   product of the normalisers is the estimate. Deterministic, biased, cheap: ``O(K d^2)``.
-   It runs through :func:`lowprob.propagation.loop.propagate` with a registered deduction
-   rule for ``(HalfspaceStep, GaussianDensity)``.
+3. **Deduction--projection over competitors** (:func:`adf_probability`, :mod:`.adf`): the
+   Gaussian is multiplied by one competitor indicator at a time, in conditional-danger order
+   (exact deduction: a truncated Gaussian), and projected back onto a Gaussian by matching
+   mean and covariance (assumed-density filtering; Minka 2001, "Expectation propagation",
+   eqs. 3.7-3.9). The product of the normalisers is the estimate. Deterministic, biased,
+   cheap: ``O(K (V d + d^2))``. One pass of :func:`lowprob.propagation.loop.propagate` gives
+   both the claim order (used by the top-K tilting below) and the estimate.
 
 For :class:`~.activation_models.EmpiricalModel` the probability is the hit fraction; for
 :class:`~.activation_models.ProductModel` it is QLD's corrected pair count.
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import log_ndtr, logsumexp
+from scipy.special import logsumexp
 
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputTypeError
@@ -45,23 +45,18 @@ from lowprob.lm_bridge.whitebox.activation_models import (
     GaussianMixtureModel,
     GaussianModel,
     ProductModel,
-    log_normal_le_zero,
 )
+from lowprob.lm_bridge.whitebox.adf import adf_over_competitors, sequential_danger_order
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
-from lowprob.propagation.flops import FlopCounter
-from lowprob.propagation.loop import propagate, register_deduction
-from lowprob.propagation.steps import HalfspaceStep
 from lowprob.registry import Registry
 from lowprob.toy_models.tilting import TiltedPolytopeSampler
 
 __all__ = [
     "POLYTOPE_ESTIMATORS",
-    "GaussianDensity",
     "PolytopeEstimate",
     "adf_probability",
     "competitors_by_danger",
     "corrected_gaussian_probability",
-    "moment_match_projector",
     "polytope_probability",
     "sequential_danger_order",
     "topk_gaussian_probability",
@@ -90,59 +85,6 @@ def competitors_by_danger(model: Any, layer: FinalLayer) -> tuple[np.ndarray, np
     ld = model.log_danger(A, c)
     order = danger_order(ld)
     return ks[order], ld[order]
-
-
-def sequential_danger_order(
-    model: GaussianModel, layer: FinalLayer, *, max_competitors: int | None = None, log_tol: float = math.log(1e-9)
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Greedy claim ordering by *conditional* danger under the propagated Gaussian.
-
-    Step ``i`` picks the competitor with the largest danger ``Phi(-mu_k / s_k)`` under the
-    current moment-matched Gaussian (the model after truncating by the ``i - 1`` competitors
-    already chosen), then truncates by it and moment-matches (:func:`moment_match_projector`).
-    Stops when the largest remaining danger is below ``exp(log_tol)``. Marginal danger ranks
-    near-duplicate competitors together; conditional danger does not. Rank-one updates keep
-    each step ``O(V d + d^2)`` after an ``O(V d^2)`` start. Ties go to the lower token id.
-
-    Returns:
-        ``(competitors, log_danger_at_selection, adf_log_probability)``.
-    """
-    ks = layer.competitors
-    A, c = layer.halfspaces(ks)
-    Kmax = ks.size if max_competitors is None else layer.check_k(max_competitors, name="max_competitors")
-    m = model.mean.copy()
-    S = model.cov.copy()
-    mu = A @ m + c
-    AL = A @ model.chol
-    var = np.einsum("ij,ij->i", AL, AL)
-    used = np.zeros(ks.size, dtype=bool)
-    chosen, dangers = [], []
-    log_mass = 0.0
-    for _ in range(Kmax):
-        sd = np.sqrt(np.maximum(var, 0.0))
-        ld = log_normal_le_zero(mu, sd)
-        ld[used] = -np.inf
-        k = int(np.argmax(ld))  # first maximum: lowest token id among ties
-        if ld[k] < log_tol:
-            break
-        used[k] = True
-        chosen.append(int(ks[k]))
-        dangers.append(float(ld[k]))
-        if sd[k] <= 0:
-            log_mass += 0.0 if mu[k] > 0 else -math.inf
-            continue
-        alpha = -mu[k] / sd[k]
-        log_z = float(log_ndtr(-alpha))
-        lam = math.exp(-0.5 * alpha * alpha - 0.5 * math.log(2 * math.pi) - log_z)
-        shrink = min(max(lam * (lam - alpha), 0.0), 1.0 - 1e-12)
-        Su = S @ A[k]
-        ASu = A @ Su
-        m += Su * (lam / sd[k])
-        S -= np.outer(Su, Su) * (shrink / var[k])
-        mu += ASu * (lam / sd[k])
-        var -= ASu**2 * (shrink / var[k])
-        log_mass += log_z
-    return np.asarray(chosen, dtype=np.int64), np.asarray(dangers), log_mass
 
 
 def _event_torch(layer: FinalLayer, x: np.ndarray, device: str | torch.device, batch: int = 4096) -> np.ndarray:
@@ -261,99 +203,25 @@ def corrected_gaussian_probability(
 
 
 # --------------------------------------------------------------------------------------
-# deduction--projection over competitors (assumed-density filtering)
+# deduction--projection over competitors (assumed-density filtering, :mod:`.adf`)
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class GaussianDensity:
-    """Unnormalised ``exp(log_mass) N(mean, cov)``: ``d + d(d+1)/2`` terms."""
-
-    log_mass: float
-    mean: np.ndarray
-    cov: np.ndarray
-
-    @property
-    def n_terms(self) -> int:
-        d = self.mean.size
-        return d + d * (d + 1) // 2
-
-    def total_mass(self) -> float:
-        return math.exp(self.log_mass) if self.log_mass > -745 else 0.0
-
-
-@dataclass(frozen=True, eq=False)
-class TruncatedGaussianDensity:
-    """``GaussianDensity * 1[u . x + beta > 0]`` (exact deduction, not yet projected)."""
-
-    base: GaussianDensity
-    normal: np.ndarray
-    offset: float
-
-    @property
-    def n_terms(self) -> int:  # pragma: no cover - always projected first
-        return self.base.n_terms + self.normal.size + 1
-
-    def total_mass(self) -> float:  # pragma: no cover
-        raise NotImplementedError("TruncatedGaussianDensity: project it first (moment_match_projector).")
-
-
-@register_deduction(HalfspaceStep, GaussianDensity)
-def _truncate_gaussian(rep: GaussianDensity, step: HalfspaceStep, flops: FlopCounter) -> TruncatedGaussianDensity:
-    return TruncatedGaussianDensity(rep, np.asarray(step.normal, dtype=np.float64), float(step.offset))
-
-
-def moment_match_projector(rep: Any, claims: Any, budget: int, flops: FlopCounter) -> GaussianDensity:
-    """Project a truncated Gaussian onto the Gaussian with the same mass, mean and covariance.
-
-    With ``y = u . x + beta ~ N(mu_y, s^2)``, ``alpha = -mu_y / s``, ``lam = phi(alpha) / Phi(-alpha)``:
-    mass ``*= Phi(mu_y / s)``, ``mean += S u lam / s``,
-    ``cov -= (S u)(S u)^T lam (lam - alpha) / s^2`` (truncated-normal moments).
-    """
-    if isinstance(rep, GaussianDensity):
-        return rep
-    base, u, beta = rep.base, rep.normal, rep.offset
-    Su = base.cov @ u
-    s2 = float(u @ Su)
-    d = base.mean.size
-    flops.add(2.0 * d * d + 4.0 * d * d, "adf")
-    mu_y = float(u @ base.mean) + beta
-    if s2 <= 0:
-        return GaussianDensity(base.log_mass + (0.0 if mu_y > 0 else -math.inf), base.mean, base.cov)
-    s = math.sqrt(s2)
-    alpha = -mu_y / s
-    log_z = float(log_ndtr(-alpha))
-    lam = math.exp(-0.5 * alpha * alpha - 0.5 * math.log(2 * math.pi) - log_z)
-    shrink = min(max(lam * (lam - alpha), 0.0), 1.0 - 1e-12)
-    mean = base.mean + Su * (lam / s)
-    cov = base.cov - np.outer(Su, Su) * (shrink / s2)
-    return GaussianDensity(base.log_mass + log_z, mean, 0.5 * (cov + cov.T))
-
-
 def adf_probability(
     model: GaussianModel | GaussianMixtureModel, layer: FinalLayer, *, n_competitors: int | None = None
 ) -> PolytopeEstimate:
-    """Deduction--projection over the ``n_competitors`` most dangerous competitors (default all).
+    """Deduction--projection over at most ``n_competitors`` competitors (default all dangerous ones).
 
-    Each competitor's half-space is one :class:`~lowprob.propagation.steps.HalfspaceStep`; the
-    projection is :func:`moment_match_projector`. For a mixture, each component is propagated
-    and the masses are added with the mixture weights. Deterministic; FLOPs counted by the loop.
+    One pass of :func:`~.adf.adf_over_competitors` per Gaussian (per component of a mixture,
+    masses added with the mixture weights); the conditional-danger ordering and the filter
+    are the same pass. Deterministic; FLOPs counted by the loop.
     """
     comps = model.components if isinstance(model, GaussianMixtureModel) else [model]
     logw = np.log(model.weights) if isinstance(model, GaussianMixtureModel) else np.zeros(1)
     K = layer.V - 1 if n_competitors is None else layer.check_k(n_competitors, name="n_competitors")
     logs, flops, used = [], 0.0, []
     for comp in comps:
-        ks, _, _ = sequential_danger_order(comp, layer, max_competitors=K)
-        used.append(int(ks.size))
-        if ks.size == 0:
-            logs.append(0.0)
-            continue
-        A, c = layer.halfspaces(ks)
-        steps = [HalfspaceStep(A[i], float(c[i])) for i in range(ks.size)]
-        trace = propagate(
-            GaussianDensity(0.0, comp.mean, comp.cov), steps,
-            projector=moment_match_projector, claims=[None] * ks.size, budget=comps[0].d,
-        )
-        logs.append(trace.final.log_mass)
+        trace = adf_over_competitors(comp, layer, max_competitors=K)
+        used.append(len(trace.final.gaps.chosen))
+        logs.append(float(trace.final.log_mass))
         flops += trace.flops
     lp = float(logsumexp(np.asarray(logs) + logw))
     return PolytopeEstimate(lp, 0.0, "adf", flops, {"competitors_used": used, "component_log_p": logs})
