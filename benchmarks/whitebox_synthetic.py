@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from lowprob._progress import progress
+from lowprob.gaussian_polytope import gaussian_polytope_probability
 from lowprob.lm_bridge.methods.gld import gaussian_logit_difference
 from lowprob.lm_bridge.methods.qld import qld_from_activations
 from lowprob.lm_bridge.whitebox import (
@@ -40,7 +41,6 @@ from lowprob.lm_bridge.whitebox import (
     corrected_gaussian_probability,
     polytope_probability,
 )
-from lowprob.toy_models.tilting import gaussian_polytope_probability
 
 FLOOR = 1e-12
 

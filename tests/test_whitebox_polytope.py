@@ -1,7 +1,7 @@
 """White-box final-layer estimators on synthetic final layers with Gaussian activations.
 
 Truth: Botev tilting over *all* competitors at once (the toy oracle machinery of
-``lowprob.toy_models.tilting``, itself tested against exact quadrature and large MC), and
+``lowprob.gaussian_polytope``, itself tested against exact quadrature and large MC), and
 independent plain Monte Carlo. Statistical checks use fixed seeds and a 4-sigma tolerance.
 """
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from lowprob.gaussian_polytope import gaussian_polytope_probability
 from lowprob.lm_bridge.methods.qld import qld_from_activations
 from lowprob.lm_bridge.whitebox import (
     EmpiricalModel,
@@ -26,7 +27,6 @@ from lowprob.lm_bridge.whitebox import (
     topk_gaussian_probability,
 )
 from lowprob.lm_bridge.whitebox.polytope import sequential_danger_order
-from lowprob.toy_models.tilting import gaussian_polytope_probability
 
 
 def synthetic(d: int = 6, V: int = 30, seed: int = 0, shift: float = 0.3):

@@ -20,7 +20,6 @@ from lowprob.lm_bridge.whitebox.activation_models import (
 from lowprob.lm_bridge.whitebox.adf import adf_over_competitors, sequential_danger_order
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
 from lowprob.lm_bridge.whitebox.polytope import (
-    PolytopeEstimate,
     adf_probability,
     competitors_by_danger,
     corrected_gaussian_probability,
@@ -33,7 +32,6 @@ __all__ = [
     "FinalLayer",
     "GaussianMixtureModel",
     "GaussianModel",
-    "PolytopeEstimate",
     "ProductModel",
     "adf_over_competitors",
     "adf_probability",

@@ -6,7 +6,7 @@ than dimensions. We split it by danger (:mod:`.final_layer`):
 
 1. **Top-K polytope.** ``P_K = P[A_K x + c_K > 0]`` for the ``K`` most dangerous competitors,
    exactly for ``K = 1`` (``Phi``) and by Botev's minimax tilting otherwise
-   (:mod:`lowprob.toy_models.tilting`; Genz-style separation of variables is its ``mu = 0``
+   (:mod:`lowprob.gaussian_polytope`; Genz-style separation of variables is its ``mu = 0``
    special case, and the tilted version dominates it, so Genz is not offered separately).
 2. **Importance-sampling correction for the rest** (unbiased): draw ``x_i`` from the tilted
    proposal ``q`` of the top-K polytope with weights ``w_i`` (``E_q[w f] = E_M[1_{P_K} f]``)
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from scipy.special import logsumexp
 
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputTypeError
+from lowprob.gaussian_polytope import PolytopeResult, TiltedPolytopeSampler
 from lowprob.lm_bridge.whitebox.activation_models import (
     EmpiricalModel,
     GaussianMixtureModel,
@@ -49,11 +50,9 @@ from lowprob.lm_bridge.whitebox.activation_models import (
 from lowprob.lm_bridge.whitebox.adf import adf_over_competitors, sequential_danger_order
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
 from lowprob.registry import Registry
-from lowprob.toy_models.tilting import TiltedPolytopeSampler
 
 __all__ = [
     "POLYTOPE_ESTIMATORS",
-    "PolytopeEstimate",
     "adf_probability",
     "competitors_by_danger",
     "corrected_gaussian_probability",
@@ -61,21 +60,6 @@ __all__ = [
     "sequential_danger_order",
     "topk_gaussian_probability",
 ]
-
-
-@dataclass(frozen=True)
-class PolytopeEstimate:
-    """``log P_M[argmax = t]`` with its relative standard error (0 when exact/deterministic)."""
-
-    log_probability: float
-    relative_error: float
-    method: str
-    flops: float = 0.0
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def probability(self) -> float:
-        return math.exp(self.log_probability) if self.log_probability > -745 else 0.0
 
 
 def competitors_by_danger(model: Any, layer: FinalLayer) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +95,7 @@ def _winners(layer: FinalLayer, x: np.ndarray, device: str | torch.device) -> np
 # --------------------------------------------------------------------------------------
 def topk_gaussian_probability(
     model: GaussianModel, layer: FinalLayer, K: int, *, n_samples: int = 2**12, seed: object = None
-) -> PolytopeEstimate:
+) -> PolytopeResult:
     """``P[t beats the K most dangerous competitors]`` under ``model`` (an upper bound on ``p``)."""
     K = layer.check_k(K)
     ks, _, _ = sequential_danger_order(model, layer, max_competitors=K)
@@ -120,10 +104,7 @@ def topk_gaussian_probability(
     A, c = layer.halfspaces(ks[:K])
     sampler = TiltedPolytopeSampler(A, -c, np.inf, model.mean, model.cov)
     res = sampler.probability(n_samples, seed=seed)
-    return PolytopeEstimate(
-        res.log_probability, res.relative_error, f"topk-{res.method}",
-        diagnostics={"K": K, "competitors": ks[:K].tolist(), "converged": res.converged, "rank": res.rank},
-    )
+    return replace(res, method=f"topk-{res.method}", diagnostics={"K": K, "competitors": ks[:K].tolist()})
 
 
 def corrected_gaussian_probability(
@@ -136,7 +117,7 @@ def corrected_gaussian_probability(
     extra: int = 16,
     seed: object = None,
     device: str | torch.device = "cpu",
-) -> PolytopeEstimate:
+) -> PolytopeResult:
     """Unbiased ``P_M[argmax = t]`` for a Gaussian ``M``: top-K tilting + exact IS correction.
 
     Args:
@@ -146,7 +127,7 @@ def corrected_gaussian_probability(
         device: where the ``(n, d) x (d, V)`` exact checks run.
 
     Returns:
-        :class:`PolytopeEstimate`; ``relative_error`` is the sample standard error of the
+        :class:`PolytopeResult`; ``relative_error`` is the sample standard error of the
         weighted mean divided by it. Counted FLOPs: ``2 n d V`` for the exact checks.
     """
     K = layer.check_k(K)
@@ -180,24 +161,22 @@ def corrected_gaussian_probability(
     flops += 2.0 * n_samples * layer.d * layer.V
     lwh = np.where(hit, lw, -np.inf)
     if not np.any(hit):
-        return PolytopeEstimate(
-            -math.inf, math.inf, "gauss-tilt-is", flops,
-            {"K": len(chosen), "added": added, "pass_fraction": 0.0, "converged": sampler.converged},
+        return PolytopeResult(
+            -math.inf, math.inf, "gauss-tilt-is", n_samples=n_samples, converged=sampler.converged, flops=flops,
+            diagnostics={"K": len(chosen), "added": added, "pass_fraction": 0.0},
         )
     lp = float(logsumexp(lwh) - math.log(n_samples))
     w = np.exp(lwh - lp)
     rel = float(np.std(w, ddof=1) / math.sqrt(n_samples))
     ess = float(w.sum() ** 2 / np.sum(w * w))
-    return PolytopeEstimate(
-        lp, rel, "gauss-tilt-is", flops,
-        {
+    return PolytopeResult(
+        lp, rel, "gauss-tilt-is", n_samples=n_samples, rank=sampler.rank, converged=sampler.converged, flops=flops,
+        diagnostics={
             "K": len(chosen),
             "added": added,
             "pass_fraction": float(hit.mean()),
             "ess": ess,
-            "converged": sampler.converged,
             "log_upper_bound_topk": float(sampler.log_upper_bound),
-            "rank": sampler.rank,
         },
     )
 
@@ -207,7 +186,7 @@ def corrected_gaussian_probability(
 # --------------------------------------------------------------------------------------
 def adf_probability(
     model: GaussianModel | GaussianMixtureModel, layer: FinalLayer, *, n_competitors: int | None = None
-) -> PolytopeEstimate:
+) -> PolytopeResult:
     """Deduction--projection over at most ``n_competitors`` competitors (default all dangerous ones).
 
     One pass of :func:`~.adf.adf_over_competitors` per Gaussian (per component of a mixture,
@@ -224,22 +203,22 @@ def adf_probability(
         logs.append(float(trace.final.log_mass))
         flops += trace.flops
     lp = float(logsumexp(np.asarray(logs) + logw))
-    return PolytopeEstimate(lp, 0.0, "adf", flops, {"competitors_used": used, "component_log_p": logs})
+    return PolytopeResult(lp, 0.0, "adf", flops=flops, diagnostics={"competitors_used": used, "component_log_p": logs})
 
 
 # --------------------------------------------------------------------------------------
 # dispatch by model type
 # --------------------------------------------------------------------------------------
-POLYTOPE_ESTIMATORS: Registry[Callable[..., PolytopeEstimate]] = Registry("polytope estimator")
+POLYTOPE_ESTIMATORS: Registry[Callable[..., PolytopeResult]] = Registry("polytope estimator")
 
 
 @POLYTOPE_ESTIMATORS.register(GaussianModel)
-def _gauss(model: GaussianModel, layer: FinalLayer, **kw: Any) -> PolytopeEstimate:
+def _gauss(model: GaussianModel, layer: FinalLayer, **kw: Any) -> PolytopeResult:
     return corrected_gaussian_probability(model, layer, **kw)
 
 
 @POLYTOPE_ESTIMATORS.register(GaussianMixtureModel)
-def _mixture(model: GaussianMixtureModel, layer: FinalLayer, *, n_samples: int = 2**13, seed: object = None, **kw: Any) -> PolytopeEstimate:
+def _mixture(model: GaussianMixtureModel, layer: FinalLayer, *, n_samples: int = 2**13, seed: object = None, **kw: Any) -> PolytopeResult:
     """``sum_c pi_c P_c`` with ``n_samples / C`` draws per component (independent runs)."""
     rng = as_generator(seed)
     C = model.n_components
@@ -254,32 +233,36 @@ def _mixture(model: GaussianMixtureModel, layer: FinalLayer, *, n_samples: int =
     lps_a = np.asarray(lps)
     lp = float(logsumexp(lps_a))
     if not np.isfinite(lp):
-        return PolytopeEstimate(-math.inf, math.inf, "mixture-tilt-is", flops, {"components": diags})
+        return PolytopeResult(-math.inf, math.inf, "mixture-tilt-is", flops=flops, diagnostics={"components": diags})
     share = np.exp(lps_a - lp)
     rel = float(np.sqrt(np.sum((share * np.asarray(rels)) ** 2)))
-    return PolytopeEstimate(lp, rel, "mixture-tilt-is", flops, {"components": diags, "shares": share.tolist()})
+    return PolytopeResult(
+        lp, rel, "mixture-tilt-is", flops=flops, diagnostics={"components": diags, "shares": share.tolist()}
+    )
 
 
 @POLYTOPE_ESTIMATORS.register(EmpiricalModel)
-def _empirical(model: EmpiricalModel, layer: FinalLayer, *, device: str | torch.device = "cpu", **kw: Any) -> PolytopeEstimate:
+def _empirical(model: EmpiricalModel, layer: FinalLayer, *, device: str | torch.device = "cpu", **kw: Any) -> PolytopeResult:
     hits = int(_event_torch(layer, model.x, device).sum())
     n = model.x.shape[0]
     lp = math.log(hits / n) if hits else -math.inf
     rel = math.sqrt((1 - hits / n) / hits) if hits else math.inf
-    return PolytopeEstimate(lp, rel, "empirical", 2.0 * n * layer.d * layer.V, {"hits": hits, "n": n})
+    return PolytopeResult(
+        lp, rel, "empirical", n_samples=n, flops=2.0 * n * layer.d * layer.V, diagnostics={"hits": hits, "n": n}
+    )
 
 
 @POLYTOPE_ESTIMATORS.register(ProductModel)
-def _product(model: ProductModel, layer: FinalLayer, *, device: str | torch.device = "cpu", **kw: Any) -> PolytopeEstimate:
+def _product(model: ProductModel, layer: FinalLayer, *, device: str | torch.device = "cpu", **kw: Any) -> PolytopeResult:
     from lowprob.lm_bridge.methods.qld import qld_from_activations
 
     x = torch.as_tensor(model.x, device=device)
     W, b = (torch.as_tensor(np.array(a), device=device) for a in (layer.W_U, layer.b_U))
     res = qld_from_activations(x, W, b, layer.target)
-    return PolytopeEstimate(res.log_p, 0.0, "product-qld", 0.0, {"pair_count": res.count, "status": res.status})
+    return PolytopeResult(res.log_p, 0.0, "product-qld", diagnostics={"pair_count": res.count, "status": res.status})
 
 
-def polytope_probability(model: Any, layer: FinalLayer, **options: Any) -> PolytopeEstimate:
+def polytope_probability(model: Any, layer: FinalLayer, **options: Any) -> PolytopeResult:
     """``P_M[argmax = t]`` by the estimator registered for ``type(model)`` (MRO-aware)."""
     if not isinstance(layer, FinalLayer):
         raise InputTypeError(f"layer must be a FinalLayer, got {type(layer).__name__}.")
