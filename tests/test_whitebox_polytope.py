@@ -18,7 +18,7 @@ from lowprob.lm_bridge.methods.qld import qld_from_activations
 from lowprob.lm_bridge.whitebox import (
     EmpiricalModel,
     FinalLayer,
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     ProductModel,
     adf_probability,
@@ -126,9 +126,7 @@ def test_fitted_gaussian_converges_to_truth(problem):
 def test_mixture_is_weighted_sum_of_components(problem):
     g, layer, _, _ = problem
     g2 = GaussianModel.from_moments(g.mean + 0.5, g.cov * 1.3)
-    mix = GaussianMixtureModel(
-        np.array([0.7, 0.3]), np.stack([g.mean, g2.mean]), np.stack([g.cov, g2.cov]), np.stack([g.chol, g2.chol])
-    )
+    mix = GaussianMixture(np.array([0.7, 0.3]), np.stack([g.mean, g2.mean]), np.stack([g.cov, g2.cov]))
     p1, s1 = oracle(g, layer)
     p2, s2 = oracle(g2, layer)
     truth = 0.7 * p1 + 0.3 * p2
@@ -137,7 +135,7 @@ def test_mixture_is_weighted_sum_of_components(problem):
     assert abs(est.probability - truth) < 4 * se
     # the fitted mixture of samples from this mixture converges to it too
     xs = mix.sample(2**14, seed=5)
-    fit = GaussianMixtureModel.fit(xs, 2, seed=0, regularization=1e-6)
+    fit = GaussianMixture.fit(xs, 2, seed=0, regularization=1e-6)
     est_fit = polytope_probability(fit, layer, K=8, n_samples=2**14, seed=6)
     assert abs(est_fit.log_probability - math.log(truth)) < 0.25
 
@@ -166,8 +164,7 @@ def test_adf_is_one_pass_and_its_tracked_gaps_match_a_replay(problem, monkeypatc
     monkeypatch.setattr(adf_mod, "propagate", lambda *a, **k: calls.append(1) or real(*a, **k))
     r = adf_probability(g, layer)
     assert len(calls) == 1
-    mix = GaussianMixtureModel(np.array([0.5, 0.5]), np.stack([g.mean, g.mean + 0.1]), np.stack([g.cov, g.cov]),
-                               np.stack([g.chol, g.chol]))
+    mix = GaussianMixture(np.array([0.5, 0.5]), np.stack([g.mean, g.mean + 0.1]), np.stack([g.cov, g.cov]))
     adf_probability(mix, layer)
     assert len(calls) == 3
     trace = adf_mod.adf_over_competitors(g, layer)

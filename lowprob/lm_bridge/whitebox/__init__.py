@@ -13,9 +13,10 @@
 
 from lowprob.lm_bridge.whitebox.activation_models import (
     EmpiricalModel,
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     ProductModel,
+    mixture_components,
 )
 from lowprob.lm_bridge.whitebox.adf import adf_over_competitors, sequential_danger_order
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
@@ -30,7 +31,7 @@ from lowprob.lm_bridge.whitebox.polytope import (
 __all__ = [
     "EmpiricalModel",
     "FinalLayer",
-    "GaussianMixtureModel",
+    "GaussianMixture",
     "GaussianModel",
     "ProductModel",
     "adf_over_competitors",
@@ -38,6 +39,7 @@ __all__ = [
     "competitors_by_danger",
     "corrected_gaussian_probability",
     "danger_order",
+    "mixture_components",
     "polytope_probability",
     "sequential_danger_order",
     "topk_gaussian_probability",

@@ -38,7 +38,8 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from lowprob.errors import InputTypeError
-from lowprob.lm_bridge.whitebox.activation_models import GaussianModel, log_normal_le_zero
+from lowprob.gaussian_polytope import log_normal_le_zero
+from lowprob.lm_bridge.whitebox.activation_models import GaussianModel
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
 from lowprob.propagation.flops import FlopCounter
 from lowprob.propagation.loop import PropagationTrace, propagate, register_deduction

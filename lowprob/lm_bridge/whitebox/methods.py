@@ -53,7 +53,7 @@ from lowprob.lm_bridge.methods.qld import shortest_accepting_vector
 from lowprob.lm_bridge.methods.registry import register_lm_method
 from lowprob.lm_bridge.problem import LMProblem
 from lowprob.lm_bridge.whitebox.activation_models import (
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     _check_regularization,
 )
@@ -136,7 +136,7 @@ class WhiteboxMixture(_WhiteboxBase):
         x = self._activations(problem, model, rng, budget)
         layer = FinalLayer.from_problem(problem)
         fit_x = x if x.shape[0] <= self.max_fit else x[rng.choice(x.shape[0], self.max_fit, replace=False)]
-        gmm = GaussianMixtureModel.fit(
+        gmm = GaussianMixture.fit(
             fit_x, min(self.n_components, fit_x.shape[0]), regularization=self.regularization,
             n_iter=self.n_iter, seed=rng,
         )

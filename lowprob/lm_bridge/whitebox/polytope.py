@@ -43,9 +43,10 @@ from lowprob.errors import InputTypeError
 from lowprob.gaussian_polytope import PolytopeResult, TiltedPolytopeSampler
 from lowprob.lm_bridge.whitebox.activation_models import (
     EmpiricalModel,
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     ProductModel,
+    mixture_components,
 )
 from lowprob.lm_bridge.whitebox.adf import adf_over_competitors, sequential_danger_order
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
@@ -185,7 +186,7 @@ def corrected_gaussian_probability(
 # deduction--projection over competitors (assumed-density filtering, :mod:`.adf`)
 # --------------------------------------------------------------------------------------
 def adf_probability(
-    model: GaussianModel | GaussianMixtureModel, layer: FinalLayer, *, n_competitors: int | None = None
+    model: GaussianModel | GaussianMixture, layer: FinalLayer, *, n_competitors: int | None = None
 ) -> PolytopeResult:
     """Deduction--projection over at most ``n_competitors`` competitors (default all dangerous ones).
 
@@ -193,8 +194,8 @@ def adf_probability(
     masses added with the mixture weights); the conditional-danger ordering and the filter
     are the same pass. Deterministic; FLOPs counted by the loop.
     """
-    comps = model.components if isinstance(model, GaussianMixtureModel) else [model]
-    logw = np.log(model.weights) if isinstance(model, GaussianMixtureModel) else np.zeros(1)
+    comps = mixture_components(model) if isinstance(model, GaussianMixture) else [model]
+    logw = np.log(model.weights) if isinstance(model, GaussianMixture) else np.zeros(1)
     K = layer.V - 1 if n_competitors is None else layer.check_k(n_competitors, name="n_competitors")
     logs, flops, used = [], 0.0, []
     for comp in comps:
@@ -217,14 +218,14 @@ def _gauss(model: GaussianModel, layer: FinalLayer, **kw: Any) -> PolytopeResult
     return corrected_gaussian_probability(model, layer, **kw)
 
 
-@POLYTOPE_ESTIMATORS.register(GaussianMixtureModel)
-def _mixture(model: GaussianMixtureModel, layer: FinalLayer, *, n_samples: int = 2**13, seed: object = None, **kw: Any) -> PolytopeResult:
+@POLYTOPE_ESTIMATORS.register(GaussianMixture)
+def _mixture(model: GaussianMixture, layer: FinalLayer, *, n_samples: int = 2**13, seed: object = None, **kw: Any) -> PolytopeResult:
     """``sum_c pi_c P_c`` with ``n_samples / C`` draws per component (independent runs)."""
     rng = as_generator(seed)
     C = model.n_components
     per = max(n_samples // C, 2)
     lps, rels, flops, diags = [], [], 0.0, []
-    for k, comp in enumerate(model.components):
+    for k, comp in enumerate(mixture_components(model)):
         r = corrected_gaussian_probability(comp, layer, n_samples=per, seed=rng, **kw)
         lps.append(math.log(model.weights[k]) + r.log_probability)
         rels.append(r.relative_error if np.isfinite(r.log_probability) else 0.0)
