@@ -42,6 +42,7 @@ __all__ = [
     "case_seed",
     "exact_suite_dirs",
     "format_table",
+    "interleave_families",
     "load_cases",
     "plot_bench",
     "record_key",
@@ -127,6 +128,22 @@ def load_cases(
     return sorted(cases, key=lambda c: (_family_key(c.family), c.target))
 
 
+def interleave_families(cases: Sequence[BenchCase]) -> list[BenchCase]:
+    """Round-robin over families (first target of each family, then the second, ...).
+
+    Run in this order, an interrupted (or time-boxed, then resumed) bench has covered every
+    family, development and held-out alike, as early as possible.
+    """
+    by: dict[str, list[BenchCase]] = {}
+    for c in cases:
+        by.setdefault(c.family, []).append(c)
+    fams = sorted(by, key=_family_key)
+    out: list[BenchCase] = []
+    for i in range(max((len(v) for v in by.values()), default=0)):
+        out += [by[f][i] for f in fams if i < len(by[f])]
+    return out
+
+
 def case_seed(seed: int, family: str, target: int, replicate: int = 0) -> int:
     """The seed of one ``(family, target, replicate)``, shared by every method and budget.
 
@@ -163,6 +180,7 @@ def run_bench(
     show_progress: bool | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     done: Iterable[tuple[str, str, int, int, int]] = (),
+    time_limit: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run every ``(name, params)`` (or ``(label, name, params)``) method on every case.
 
@@ -171,7 +189,9 @@ def run_bench(
     numbers; the pairing the paired bootstrap of :func:`~lowprob.lm_bridge.scoring.score_bench`
     relies on). Returns one record dict per run; ``record["method"]`` is the label (default: the
     name), so several variants of one method can be compared in one run. Runs whose
-    :func:`record_key` is in ``done`` are skipped (resuming; see :class:`BenchState`).
+    :func:`record_key` is in ``done`` are skipped (resuming; see :class:`BenchState`). With
+    ``time_limit`` (seconds), no new run starts after that much wall time: the records so far
+    are returned (resume later to finish).
 
     A method that raises a :class:`~lowprob.errors.LowprobError` on a case (e.g.
     ``qld_official`` where the published code crashes, or a budget below a method's minimum)
@@ -195,7 +215,10 @@ def run_bench(
         for m in built
         if (m[0], c.family, c.target, b, r) not in skip
     ]
+    start = time.perf_counter()
     for case, b, r, (name, params, method) in progress(jobs, total=len(jobs), desc="lm bench", enabled=show_progress):
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            break
         problem = LMProblem(adapter, case.spec, case.target)
         rec: dict[str, Any] = {
             "method": name, "params": params, "family": case.family, "target": case.target,

@@ -58,6 +58,8 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--state", default=None, help="resume file (default: <out>.state.jsonl)")
     p.add_argument("--resume", action="store_true",
                    help="skip (method, family, target, budget, replicate) runs already in the state file")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="start no new run after this many minutes; score what finished (resume later)")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a TTY")
     p.add_argument("--list", action="store_true", help="list registered methods and exit")
     p.set_defaults(func=run_bench_cli)
@@ -72,6 +74,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
         BenchState,
         exact_suite_dirs,
         format_table,
+        interleave_families,
         load_cases,
         plot_bench,
         run_bench,
@@ -105,6 +108,8 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     budgets = [check_budget(b, name="--budget") for b in budgets]
     replicates = check_int("--replicates", args.replicates, minimum=1)
     check_int("--n-boot", args.n_boot, minimum=1)
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InputValueError(f"--max-minutes must be > 0, got {args.max_minutes!r}.")
     model_name = Path(args.model).name
     suffix = "_exact" if args.truth == "exact" else ""
     out = check_writable(args.out or f"benchmarks/results/lm_bench_{model_name}{suffix}.json", what="--out")
@@ -130,9 +135,10 @@ def run_bench_cli(args: argparse.Namespace) -> int:
                    "methods": {m: [base[m], params[m]] for m in methods}}
     state = BenchState.open(state_path, fingerprint, resume=args.resume)
     t0 = time.perf_counter()
-    run_bench(adapter, cases, [(m, base[m], params[m]) for m in methods], budget=budgets, seed=args.seed,
+    run_bench(adapter, interleave_families(cases), [(m, base[m], params[m]) for m in methods], budget=budgets, seed=args.seed,
               replicates=replicates, show_progress=True if args.progress else None,
-              on_result=state.append, done=state.done)
+              on_result=state.append, done=state.done,
+              time_limit=None if args.max_minutes is None else 60.0 * args.max_minutes)
     keys = {(c.family, c.target) for c in cases}
     records = [r for r in state.records
                if (r["family"], r["target"]) in keys and r["method"] in base and r["budget"] in budgets
