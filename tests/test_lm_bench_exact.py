@@ -149,3 +149,30 @@ def test_bench_state_header_checks(tmp_path):
     st = BenchState.open(p, {"a": math.inf}, resume=False)  # fresh start overwrites, strict JSON
     assert json.loads(p.read_text().splitlines()[0])["fingerprint"] == {"a": "inf"}
     assert st.done == set()
+
+
+def test_race_script_verdict_on_tiny_suite(exact_suite, tmp_path, capsys):
+    """``benchmarks/lm_race.py`` end to end: bench per model, summary JSON, plot, verdict fields."""
+    import importlib.util
+    from pathlib import Path
+
+    root, _ = exact_suite
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "lm_race.py"
+    spec = importlib.util.spec_from_file_location("lm_race", path)
+    race = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(race)
+    out_dir = tmp_path / "race"
+    rc = race.main(["--models", str(root / "tiny"), "--exact-root", str(root / "exact"), "--methods", "naive", "itgis",
+                    "mhis", "wb-adf", "--budgets", "256", "--n-boot", "100", "--out-dir", str(out_dir),
+                    "--param", "wb-adf.batch_size=128", "--param", "mhis.batch_size=64"])
+    assert rc == 0
+    s = json.loads((out_dir / "lm_race.json").read_text())
+    assert (out_dir / "lm_race.png").is_file() and (out_dir / "lm_race_tiny.json").is_file()
+    M = s["models"]["tiny"]
+    assert M["missing_heldout"] == ["english", "spanish", "icl"] and not s["moonshot"]["complete_data"]
+    paired = M["budgets"]["256"]["paired_heldout_is_fit"]
+    assert set(paired) == {"wb-adf - itgis", "wb-adf - mhis"} and paired["wb-adf - itgis"]["n"] == 2
+    v = s["verdict"]["wb-adf"]["per_model"]["tiny"]
+    # the verdict is exactly "both paired upper bounds < 0"
+    assert v["wins_both"] == all(p["ci95"][1] < 0 for p in paired.values())
+    assert "moonshot at budget 256" in capsys.readouterr().out

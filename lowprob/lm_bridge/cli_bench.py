@@ -157,12 +157,17 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     plots = []
     for b in budgets:
         recs_b = [r for r in records if r["budget"] == b]
+        if not recs_b:
+            continue
         path = plot if b == max(budgets) else plot.with_name(f"{plot.stem}.b{b}{plot.suffix}")
         plots.append(plot_bench(recs_b, scores["budgets"][str(b)], path,
                                 title=f"{model_name}, {args.truth} truth, budget {b}"))
     print(f"{len(cases)} targets x {len(methods)} methods x budgets {budgets} x {replicates} seed(s), "
           f"device {adapter.device}")
     for b in budgets:
+        if str(b) not in scores["budgets"]:
+            print(f"[budget {b}] no finished runs yet (time box); rerun with --resume")
+            continue
         for loss in ("is_fit", "is_raw", "sle"):
             print(f"[budget {b}] " + format_table(scores["budgets"][str(b)], loss=loss))
             print()
