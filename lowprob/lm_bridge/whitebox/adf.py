@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy.special import log_ndtr
 
-from lowprob.errors import InputTypeError
+from lowprob.errors import InputTypeError, InputValueError
 from lowprob.gaussian_polytope import log_normal_le_zero
 from lowprob.lm_bridge.whitebox.activation_models import GaussianModel
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
@@ -202,23 +202,30 @@ def adf_over_competitors(
     *,
     max_competitors: int | None = None,
     log_tol: float = math.log(1e-9),
+    gap_var: np.ndarray | None = None,
 ) -> PropagationTrace:
     """Filter ``N(model.mean, model.cov)`` through the competitors in conditional-danger order.
 
     At most ``max_competitors`` steps (default ``V - 1``) of :func:`propagate` with
     :class:`DangerousCompetitorStep` and :func:`moment_match_projector`. ``trace.final`` is the
     :class:`GaussianDensity` (``log_mass``: the ADF estimate of ``log P_M[argmax = t]``) and
-    ``trace.final.gaps.chosen`` the competitors in the order they were absorbed.
+    ``trace.final.gaps.chosen`` the competitors in the order they were absorbed. ``gap_var``
+    (``(V - 1,)``, the variances ``A_k S A_k^T`` of all competitors in increasing token order)
+    may be passed when many Gaussians share one covariance, to skip the ``O(V d^2)`` start.
     """
     ks = layer.competitors
     A, c = layer.halfspaces(ks)
     K = ks.size if max_competitors is None else layer.check_k(max_competitors, name="max_competitors")
-    AL = A @ model.chol
-    gaps = CompetitorGaps(
-        A=A, c=c, ids=ks, mu=A @ model.mean + c, var=np.einsum("ij,ij->i", AL, AL), used=np.zeros(ks.size, dtype=bool)
-    )
     flops = FlopCounter()
-    flops.add(2.0 * A.size * model.d, "adf-start")
+    if gap_var is None:
+        AL = A @ model.chol
+        gap_var = np.einsum("ij,ij->i", AL, AL)
+        flops.add(2.0 * A.size * model.d, "adf-start")
+    elif np.shape(gap_var) != (ks.size,):
+        raise InputValueError(f"gap_var must have shape ({ks.size},) (one per competitor), got {np.shape(gap_var)!r}.")
+    gaps = CompetitorGaps(
+        A=A, c=c, ids=ks, mu=A @ model.mean + c, var=np.array(gap_var, dtype=np.float64), used=np.zeros(ks.size, dtype=bool)
+    )
     step = DangerousCompetitorStep(float(log_tol))
     return propagate(
         GaussianDensity(0.0, model.mean, model.cov, gaps), [step] * K,
