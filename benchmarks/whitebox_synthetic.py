@@ -29,36 +29,36 @@ import numpy as np
 import torch
 
 from lowprob._progress import progress
+from lowprob.gaussian_polytope import gaussian_polytope_probability
 from lowprob.lm_bridge.methods.gld import gaussian_logit_difference
 from lowprob.lm_bridge.methods.qld import qld_from_activations
 from lowprob.lm_bridge.whitebox import (
     EmpiricalModel,
     FinalLayer,
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     adf_probability,
     corrected_gaussian_probability,
+    mixture_components,
     polytope_probability,
 )
-from lowprob.toy_models.tilting import gaussian_polytope_probability
 
 FLOOR = 1e-12
 
 
-def make_law(kind: str, d: int, rng: np.random.Generator) -> GaussianModel | GaussianMixtureModel:
+def make_law(kind: str, d: int, rng: np.random.Generator) -> GaussianModel | GaussianMixture:
     B = rng.standard_normal((d, d))
     S = B @ B.T / d + 0.3 * np.eye(d)
     if kind == "gaussian":
         return GaussianModel.from_moments(0.3 * rng.standard_normal(d), S)
     means = np.stack([0.8 * rng.standard_normal(d) for _ in range(3)])
     covs = np.stack([S * s for s in (0.6, 1.0, 1.6)])
-    chols = np.stack([np.linalg.cholesky(c) for c in covs])
-    return GaussianMixtureModel(np.array([0.5, 0.3, 0.2]), means, covs, chols)
+    return GaussianMixture(np.array([0.5, 0.3, 0.2]), means, covs)
 
 
 def truth(law, layer: FinalLayer) -> tuple[float, float]:
-    comps = law.components if isinstance(law, GaussianMixtureModel) else [law]
-    w = law.weights if isinstance(law, GaussianMixtureModel) else np.ones(1)
+    comps = mixture_components(law) if isinstance(law, GaussianMixture) else [law]
+    w = law.weights if isinstance(law, GaussianMixture) else np.ones(1)
     A, c = layer.halfspaces()
     p, var = 0.0, 0.0
     for wk, g in zip(w, comps, strict=True):
@@ -80,7 +80,7 @@ def run_methods(x: np.ndarray, layer: FinalLayer, seed: int) -> dict[str, float]
     out["wb-gauss"] = corrected_gaussian_probability(g, layer, K=16, n_samples=2**12, seed=seed).probability
     out["wb-adf"] = adf_probability(g, layer).probability
     fit_x = x[: 2**13]
-    gmm = GaussianMixtureModel.fit(fit_x, 3, regularization=1e-4, n_iter=30, seed=seed)
+    gmm = GaussianMixture.fit(fit_x, 3, regularization=1e-4, n_iter=30, seed=seed)
     out["wb-mixture"] = polytope_probability(gmm, layer, K=16, n_samples=2**12, seed=seed).probability
     return out
 

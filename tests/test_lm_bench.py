@@ -69,7 +69,7 @@ def test_run_bench_scores_plots_and_accepts_plugins(bench_dirs, tmp_path):
     records = run_bench(adapter, cases, methods, budget=1024, seed=0, show_progress=False)
     assert len(records) == 3 * len(cases)
     const = [r for r in records if r["method"] == "test-constant"]
-    assert all(r["estimate"] == pytest.approx(1e-3) and r["cost"]["forward"] == 16 for r in const)
+    assert all(r["estimate"] == pytest.approx(1e-3) and r["cost"]["model_calls"] == 16 for r in const)
     # common random numbers: the same seed per case for every method
     assert len({r["seed"] for r in records if r["target"] == cases[0].target and r["family"] == "hex"}) == 1
     scores = score_records(records, n_boot=100)

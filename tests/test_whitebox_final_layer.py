@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lowprob.errors import InputTypeError, InputValueError
-from lowprob.lm_bridge.whitebox import FinalLayer, GaussianMixtureModel, GaussianModel, danger_order
+from lowprob.lm_bridge.whitebox import FinalLayer, GaussianMixture, GaussianModel, danger_order
 from lowprob.lm_bridge.whitebox.polytope import (
     competitors_by_danger,
     corrected_gaussian_probability,
@@ -102,7 +102,7 @@ def test_singular_covariance_needs_regularisation():
     with pytest.raises(InputValueError, match="regularization"):
         GaussianModel.fit(x[:5])  # n <= d
     with pytest.raises(InputValueError, match="regularization"):
-        GaussianMixtureModel.fit(x, 2, regularization=0.0)
+        GaussianMixture.fit(x, 2, regularization=0.0)
     with pytest.raises(InputValueError, match="regularization"):
         GaussianModel.fit(x, regularization=-1.0)
 
@@ -110,7 +110,30 @@ def test_singular_covariance_needs_regularisation():
 def test_mixture_em_recovers_separated_components():
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.standard_normal((3000, 3)) + 6, rng.standard_normal((1000, 3)) - 6])
-    gmm = GaussianMixtureModel.fit(x, 2, seed=0, regularization=1e-6)
+    gmm = GaussianMixture.fit(x, 2, seed=0, regularization=1e-6)
     order = np.argsort(gmm.weights)
     np.testing.assert_allclose(gmm.weights[order], [0.25, 0.75], atol=0.01)
     np.testing.assert_allclose(gmm.means[order], [[-6] * 3, [6] * 3], atol=0.1)
+
+
+def test_one_mixture_type_keeps_the_stricter_checks():
+    """``GaussianMixture`` is both the sketching target measure and the white-box activation model."""
+    from lowprob.sketching.measures import GaussianMixture as SketchMixture
+
+    assert GaussianMixture is SketchMixture
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.standard_normal((500, 2)) + 3, rng.standard_normal((500, 2)) - 3])
+    gmm = GaussianMixture.fit(x, 2, seed=0, regularization=1e-6)
+    assert gmm.n_components == 2 and gmm.d == 2 and np.isfinite(gmm.log_likelihood)
+    assert gmm.quadrature().points.shape[1] == 2  # still a sketching Measure
+    # danger of the half-space x_0 <= 0 under the fitted mixture: about half the mass
+    ld = gmm.log_danger(np.array([[1.0, 0.0]]), np.array([0.0]))
+    assert np.exp(ld[0]) == pytest.approx(0.5, abs=0.03)
+    with pytest.raises(InputValueError, match="symmetric"):
+        GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.5], [0.0, 1.0]]])
+    with pytest.raises(InputValueError, match="positive definite"):
+        GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, -1.0]]])
+    with pytest.raises(InputValueError, match="weights"):
+        GaussianMixture([0.5, 0.6], [[0.0], [1.0]], [[[1.0]], [[1.0]]])
+    with pytest.raises(InputValueError, match="exceeds"):
+        GaussianMixture.fit(x[:3], 4)

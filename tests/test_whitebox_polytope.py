@@ -1,7 +1,7 @@
 """White-box final-layer estimators on synthetic final layers with Gaussian activations.
 
 Truth: Botev tilting over *all* competitors at once (the toy oracle machinery of
-``lowprob.toy_models.tilting``, itself tested against exact quadrature and large MC), and
+``lowprob.gaussian_polytope``, itself tested against exact quadrature and large MC), and
 independent plain Monte Carlo. Statistical checks use fixed seeds and a 4-sigma tolerance.
 """
 
@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from lowprob.gaussian_polytope import gaussian_polytope_probability
 from lowprob.lm_bridge.methods.qld import qld_from_activations
 from lowprob.lm_bridge.whitebox import (
     EmpiricalModel,
     FinalLayer,
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     ProductModel,
     adf_probability,
@@ -26,7 +27,6 @@ from lowprob.lm_bridge.whitebox import (
     topk_gaussian_probability,
 )
 from lowprob.lm_bridge.whitebox.polytope import sequential_danger_order
-from lowprob.toy_models.tilting import gaussian_polytope_probability
 
 
 def synthetic(d: int = 6, V: int = 30, seed: int = 0, shift: float = 0.3):
@@ -126,9 +126,7 @@ def test_fitted_gaussian_converges_to_truth(problem):
 def test_mixture_is_weighted_sum_of_components(problem):
     g, layer, _, _ = problem
     g2 = GaussianModel.from_moments(g.mean + 0.5, g.cov * 1.3)
-    mix = GaussianMixtureModel(
-        np.array([0.7, 0.3]), np.stack([g.mean, g2.mean]), np.stack([g.cov, g2.cov]), np.stack([g.chol, g2.chol])
-    )
+    mix = GaussianMixture(np.array([0.7, 0.3]), np.stack([g.mean, g2.mean]), np.stack([g.cov, g2.cov]))
     p1, s1 = oracle(g, layer)
     p2, s2 = oracle(g2, layer)
     truth = 0.7 * p1 + 0.3 * p2
@@ -137,7 +135,7 @@ def test_mixture_is_weighted_sum_of_components(problem):
     assert abs(est.probability - truth) < 4 * se
     # the fitted mixture of samples from this mixture converges to it too
     xs = mix.sample(2**14, seed=5)
-    fit = GaussianMixtureModel.fit(xs, 2, seed=0, regularization=1e-6)
+    fit = GaussianMixture.fit(xs, 2, seed=0, regularization=1e-6)
     est_fit = polytope_probability(fit, layer, K=8, n_samples=2**14, seed=6)
     assert abs(est_fit.log_probability - math.log(truth)) < 0.25
 
@@ -151,3 +149,31 @@ def test_empirical_and_product_models(problem):
     q = polytope_probability(ProductModel.fit(x), layer)
     ref = qld_from_activations(torch.as_tensor(x), torch.as_tensor(layer.W_U), torch.as_tensor(layer.b_U), layer.target)
     assert q.log_probability == ref.log_p
+
+
+def test_adf_is_one_pass_and_its_tracked_gaps_match_a_replay(problem, monkeypatch):
+    """The danger ordering and the filter are one propagate pass per Gaussian; replaying the chosen
+    order through plain HalfspaceSteps (gaps recomputed from scratch each step) gives the same mass."""
+    from lowprob.lm_bridge.whitebox import adf as adf_mod
+    from lowprob.propagation.loop import propagate
+    from lowprob.propagation.steps import HalfspaceStep
+
+    g, layer, _, _ = problem
+    calls = []
+    real = adf_mod.propagate
+    monkeypatch.setattr(adf_mod, "propagate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    r = adf_probability(g, layer)
+    assert len(calls) == 1
+    mix = GaussianMixture(np.array([0.5, 0.5]), np.stack([g.mean, g.mean + 0.1]), np.stack([g.cov, g.cov]))
+    adf_probability(mix, layer)
+    assert len(calls) == 3
+    trace = adf_mod.adf_over_competitors(g, layer)
+    ks = np.asarray(trace.final.gaps.chosen)
+    A, c = layer.halfspaces(ks)
+    replay = propagate(adf_mod.GaussianDensity(0.0, g.mean, g.cov), [HalfspaceStep(A[i], c[i]) for i in range(ks.size)],
+                       projector=adf_mod.moment_match_projector, claims=[None] * ks.size, budget=g.d)
+    assert replay.final.log_mass == pytest.approx(r.log_probability, rel=1e-10)
+    np.testing.assert_allclose(replay.final.mean, trace.final.mean, rtol=1e-9, atol=1e-12)
+    # every competitor left out was below the danger tolerance under the final Gaussian
+    left = trace.final.gaps.log_danger()
+    assert np.all(left[~trace.final.gaps.used] < math.log(1e-9))

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lowprob._io import atomic_write_json, atomic_write_text, dumps_strict
 from lowprob._progress import progress
 from lowprob._validation import check_budget, check_int
 from lowprob.errors import InputValueError, LowprobError
@@ -33,7 +36,19 @@ from lowprob.lm_bridge.methods.registry import make_lm_method
 from lowprob.lm_bridge.problem import LMProblem
 from lowprob.lm_bridge.scoring import DEV_FAMILIES
 
-__all__ = ["BenchCase", "format_table", "load_cases", "plot_bench", "run_bench", "write_bench_json"]
+__all__ = [
+    "BenchCase",
+    "BenchState",
+    "case_seed",
+    "exact_suite_dirs",
+    "format_table",
+    "interleave_families",
+    "load_cases",
+    "plot_bench",
+    "record_key",
+    "run_bench",
+    "write_bench_json",
+]
 
 FAMILY_ORDER = ("hex", "camel", "colon", "if", "caps", "english", "spanish", "icl")
 
@@ -47,6 +62,8 @@ class BenchCase:
     target: int
     p_true: float
     p_std_err: float | None = None
+    p_low: float | None = None
+    p_high: float | None = None
 
 
 def _family_key(f: str) -> tuple[int, str]:
@@ -101,7 +118,9 @@ def load_cases(
             entries = [entries[i] for i in keep]
         found.append(fam)
         for e in entries:
-            cases.append(BenchCase(fam, spec, int(e["token"]), float(e["p"]), e.get("std_err")))
+            lo, hi = e.get("p_low"), e.get("p_high")
+            cases.append(BenchCase(fam, spec, int(e["token"]), float(e["p"]), e.get("std_err"),
+                                   None if lo is None else float(lo), None if hi is None else float(hi)))
     if not cases:
         raise InputValueError(
             f"no targets found in {str(tdir)!r}" + (f" for families {list(families)!r}" if families else "") + "."
@@ -109,8 +128,45 @@ def load_cases(
     return sorted(cases, key=lambda c: (_family_key(c.family), c.target))
 
 
-def _case_seed(seed: int, i: int) -> int:
-    return int(np.random.SeedSequence([seed, i]).generate_state(1, dtype=np.uint64)[0] % (2**62))
+def interleave_families(cases: Sequence[BenchCase]) -> list[BenchCase]:
+    """Round-robin over families (first target of each family, then the second, ...).
+
+    Run in this order, an interrupted (or time-boxed, then resumed) bench has covered every
+    family, development and held-out alike, as early as possible.
+    """
+    by: dict[str, list[BenchCase]] = {}
+    for c in cases:
+        by.setdefault(c.family, []).append(c)
+    fams = sorted(by, key=_family_key)
+    out: list[BenchCase] = []
+    for i in range(max((len(v) for v in by.values()), default=0)):
+        out += [by[f][i] for f in fams if i < len(by[f])]
+    return out
+
+
+def case_seed(seed: int, family: str, target: int, replicate: int = 0) -> int:
+    """The seed of one ``(family, target, replicate)``, shared by every method and budget.
+
+    Derived from the names, not from list positions, so a subset of cases or a resumed run
+    draws the same numbers (common random numbers across methods).
+    """
+    fam = zlib.crc32(family.encode())
+    return int(np.random.SeedSequence([seed, fam, target, replicate]).generate_state(1, dtype=np.uint64)[0] % (2**62))
+
+
+def record_key(rec: Mapping[str, Any]) -> tuple[str, str, int, int, int]:
+    """``(method, family, target, budget, replicate)``: what makes a record unique in a bench."""
+    return (str(rec["method"]), str(rec["family"]), int(rec["target"]), int(rec["budget"]), int(rec.get("replicate", 0)))
+
+
+def _as_budgets(budget: int | Sequence[int]) -> list[int]:
+    bs = [budget] if isinstance(budget, numbers.Integral) or isinstance(budget, float) else list(budget)
+    if not bs:
+        raise InputValueError("budgets must be a non-empty list of positive integers, got [].")
+    out = [check_budget(b, name="budget") for b in bs]
+    if len(set(out)) != len(out):
+        raise InputValueError(f"budgets must be distinct, got {out!r}.")
+    return out
 
 
 def run_bench(
@@ -118,54 +174,166 @@ def run_bench(
     cases: Sequence[BenchCase],
     methods: Sequence[tuple[str, Mapping[str, Any]] | tuple[str, str, Mapping[str, Any]]],
     *,
-    budget: int = 2**16,
+    budget: int | Sequence[int] = 2**16,
     seed: int = 0,
+    replicates: int = 1,
     show_progress: bool | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    done: Iterable[tuple[str, str, int, int, int]] = (),
+    time_limit: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run every ``(name, params)`` (or ``(label, name, params)``) method on every case.
 
-    Returns one record dict per run; ``record["method"]`` is the label (default: the name),
-    so several variants of one method (e.g. temperatures) can be compared in one run.
+    For each case, budget (``budget``: one or several) and replicate ``r < replicates``, every
+    method gets the same seed :func:`case_seed` ``(seed, family, target, r)`` (common random
+    numbers; the pairing the paired bootstrap of :func:`~lowprob.lm_bridge.scoring.score_bench`
+    relies on). Returns one record dict per run; ``record["method"]`` is the label (default: the
+    name), so several variants of one method can be compared in one run. Runs whose
+    :func:`record_key` is in ``done`` are skipped (resuming; see :class:`BenchState`). With
+    ``time_limit`` (seconds), no new run starts after that much wall time: the records so far
+    are returned (resume later to finish).
 
     A method that raises a :class:`~lowprob.errors.LowprobError` on a case (e.g.
-    ``qld_official`` where the published code crashes) yields a record with
-    ``log_estimate = None`` and the error message; other exceptions propagate.
+    ``qld_official`` where the published code crashes, or a budget below a method's minimum)
+    yields a record with ``log_estimate = None`` and the error message; other exceptions propagate.
     """
-    budget = check_budget(budget)
+    budgets = _as_budgets(budget)
     seed = check_int("seed", seed, minimum=0)
+    replicates = check_int("replicates", replicates, minimum=1)
     specs3 = [m if len(m) == 3 else (m[0], m[0], m[1]) for m in methods]
     labels = [m[0] for m in specs3]
     if len(set(labels)) != len(labels):
         raise InputValueError(f"method labels must be distinct, got {labels!r}.")
     built = [(label, dict(params), make_lm_method(name, **params)) for label, name, params in specs3]
+    skip = set(done)
     records: list[dict[str, Any]] = []
-    jobs = [(i, c, m) for i, c in enumerate(cases) for m in built]
-    for i, case, (name, params, method) in progress(jobs, total=len(jobs), desc="lm bench", enabled=show_progress):
+    jobs = [
+        (c, b, r, m)
+        for c in cases
+        for b in budgets
+        for r in range(replicates)
+        for m in built
+        if (m[0], c.family, c.target, b, r) not in skip
+    ]
+    start = time.perf_counter()
+    for case, b, r, (name, params, method) in progress(jobs, total=len(jobs), desc="lm bench", enabled=show_progress):
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            break
         problem = LMProblem(adapter, case.spec, case.target)
         rec: dict[str, Any] = {
             "method": name, "params": params, "family": case.family, "target": case.target,
-            "p_true": case.p_true, "p_std_err": case.p_std_err, "seed": _case_seed(seed, i),
+            "p_true": case.p_true, "p_std_err": case.p_std_err, "p_low": case.p_low, "p_high": case.p_high,
+            "budget": b, "replicate": r, "seed": case_seed(seed, case.family, case.target, r),
         }
         t0 = time.perf_counter()
         try:
-            est = method.estimate(problem, budget, seed=rec["seed"])
+            est = method.estimate(problem, b, seed=rec["seed"])
         except LowprobError as exc:
             rec.update(estimate=None, log_estimate=None, error=f"{type(exc).__name__}: {exc}",
-                       cost={"forward": None, "backward": None, "seconds": time.perf_counter() - t0})
+                       cost={"model_calls": None, "backward_calls": None, "seconds": time.perf_counter() - t0})  # spent unknown
         else:
             rec.update(
                 estimate=est.value,
                 log_estimate=est.log_value if math.isfinite(est.log_value) else -math.inf,
                 std_error=est.std_error,
                 diagnostics={k: v for k, v in est.diagnostics.items() if k != "params"},
-                cost={"forward": est.cost.model_calls, "backward": est.cost.backward_calls,
-                      "seconds": est.cost.seconds},
+                cost=est.cost.to_dict(),
             )
         records.append(rec)
         if on_result is not None:
             on_result(rec)
     return records
+
+
+class BenchState:
+    """Append-only record of finished runs, so an interrupted bench resumes where it stopped.
+
+    The file is JSON lines: a header ``{"format": "lowprob.lm_bench_state/1", "fingerprint":
+    {...}}`` then one record per line. On :meth:`open`, a file whose fingerprint (model hash,
+    truth, methods and their parameters, seed) differs, or that has an unreadable line other than
+    a final line cut short by a crash, is refused with a clear message and left untouched.
+    """
+
+    FORMAT = "lowprob.lm_bench_state/1"
+
+    def __init__(self, path: Path, fingerprint: Mapping[str, Any], records: list[dict[str, Any]]) -> None:
+        self.path = path
+        self.fingerprint = dict(fingerprint)
+        self.records = records
+
+    @classmethod
+    def open(cls, path: str | Path, fingerprint: Mapping[str, Any], *, resume: bool = True) -> BenchState:
+        """Load ``path`` (if ``resume`` and it exists) or start it afresh with a header."""
+        path = Path(path)
+        fp = json.loads(dumps_strict(fingerprint))
+        if resume and path.is_file():
+            text = path.read_text()
+            lines = text.split("\n")
+            complete, tail = lines[:-1], lines[-1]  # tail: "" if the file ends with a newline
+            try:
+                head = json.loads(complete[0]) if complete else None
+            except json.JSONDecodeError:
+                head = None
+            if not isinstance(head, dict) or head.get("format") != cls.FORMAT:
+                raise InputValueError(
+                    f"state file {str(path)!r} is not a lowprob bench state (bad header); it was left untouched. "
+                    "Delete it or pass another --state to start afresh."
+                )
+            if head.get("fingerprint") != fp:
+                raise InputValueError(
+                    f"state file {str(path)!r} was written by a different bench (fingerprint "
+                    f"{head.get('fingerprint')!r}, now {fp!r}); it was left untouched. Rerun with the same "
+                    "model, truth, methods, parameters and seed, or delete it / pass another --state."
+                )
+            recs = []
+            for i, line in enumerate(complete[1:], start=2):
+                try:
+                    rec = json.loads(line)
+                    record_key(rec)
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                    raise InputValueError(
+                        f"state file {str(path)!r} line {i} is corrupted ({exc}); it was left untouched. "
+                        "Delete it or pass another --state to start afresh."
+                    ) from exc
+                recs.append(rec)
+            state = cls(path, fp, recs)
+            if tail:  # a record cut short by a crash: drop it, rewrite the file without it
+                state._rewrite()
+            return state
+        state = cls(path, fp, [])
+        state._rewrite()
+        return state
+
+    def _rewrite(self) -> None:
+        head = dumps_strict({"format": self.FORMAT, "fingerprint": self.fingerprint})
+        atomic_write_text(self.path, "".join(x + "\n" for x in [head, *(dumps_strict(r) for r in self.records)]))
+
+    @property
+    def done(self) -> set[tuple[str, str, int, int, int]]:
+        return {record_key(r) for r in self.records}
+
+    def append(self, rec: Mapping[str, Any]) -> None:
+        """Add one finished record (one line, flushed)."""
+        self.records.append(dict(rec))
+        with self.path.open("a") as fh:
+            fh.write(dumps_strict(rec) + "\n")
+            fh.flush()
+
+
+def exact_suite_dirs(model: str, root: str | Path | None = None) -> tuple[Path, Path]:
+    """``(targets_dir, specs_dir)`` of the exact-truth suite of a shipped model.
+
+    Layout (``lowprob/data/exact/`` by default): ``specs/<family>.json`` and
+    ``<model>/targets_<family>.json`` (``lowprob.targets/1`` lists with exact ``p``).
+    """
+    base = Path(root) if root is not None else Path(__file__).resolve().parent.parent / "data" / "exact"
+    tdir, sdir = base / model, base / "specs"
+    if not tdir.is_dir() or not sdir.is_dir():
+        raise InputValueError(
+            f"no exact-truth suite for model {model!r} under {str(base)!r} (need {str(tdir)!r} and {str(sdir)!r}); "
+            "build it with `lowprob lm ground-truth --exact`, or pass --targets and --specs."
+        )
+    return tdir, sdir
 
 
 def _fmt(x: float) -> str:
@@ -237,11 +405,9 @@ def plot_bench(
 def write_bench_json(
     path: str | Path, *, meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]], scores: Mapping[str, Any]
 ) -> Path:
-    """Write ``{"meta", "scores", "records"}`` (non-finite floats as strings)."""
-    from lowprob.estimate import _jsonable
-
+    """Write ``{"meta", "scores", "records"}`` as strict JSON, atomically (:mod:`lowprob._io`)."""
     obj = {"format": "lowprob.lm_bench/1", "meta": {**meta, "python": platform.python_version()},
            "scores": scores, "records": list(records)}
-    from lowprob._io import atomic_write_text, dumps_strict
-
-    return atomic_write_text(path, dumps_strict(_jsonable(obj), indent=1) + "\n")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(path, obj, indent=1)

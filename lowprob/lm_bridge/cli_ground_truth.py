@@ -157,13 +157,13 @@ def run_ground_truth(args: argparse.Namespace) -> int:
 
 def run_exact(args: argparse.Namespace) -> int:
     """``--exact``: enumerate ``--dist`` under ``--model`` and write :class:`ExactTruth` JSON to ``--out``."""
-    from lowprob._io import check_writable
+    from lowprob._io import check_writable, dumps_strict
     from lowprob.errors import InputValueError, LowprobError
     from lowprob.lm_bridge import exact_truth as ex
     from lowprob.lm_bridge.adapters.loading import load_hf, resolve_device
     from lowprob.lm_bridge.distributions import TokenSpec
     from lowprob.lm_bridge.families import FAMILIES
-    from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir
+    from lowprob.lm_bridge.zoo import SHIPPED_MODELS, load_shipped, shipped_model_dir
 
     try:
         if args.samples is not None:
@@ -178,8 +178,9 @@ def run_exact(args: argparse.Namespace) -> int:
         if args.targets:
             check_writable(args.targets, what="--targets")
         device = resolve_device(args.device)
-        model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
-        adapter = load_hf(model_dir, device=device)
+        shipped = args.model in SHIPPED_MODELS and not Path(args.model).exists()
+        model_dir = shipped_model_dir(args.model) if shipped else args.model
+        adapter = load_shipped(args.model, device=device) if shipped else load_hf(model_dir, device=device)
         dist = args.dist
         if not Path(dist).exists() and dist in FAMILIES:  # a family name: its short exact-suite variant
             dist = ex.shipped_exact_dir() / "specs" / f"{dist}.json"
@@ -208,7 +209,7 @@ def run_exact(args: argparse.Namespace) -> int:
     except LowprobError as exc:
         print(f"lowprob: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(summary))
+    print(dumps_strict(summary))
     return 0
 
 

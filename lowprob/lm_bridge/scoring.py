@@ -18,7 +18,11 @@ For a true probability ``p > 0`` and an estimate ``q`` (floored: ``q <- max(q, f
 probability (1e-9): an estimate of 0 (naive with no hit) scores as ``q = 1e-10``. Every
 function takes ``floor=`` and records it.
 
-Intervals: percentile bootstrap over targets (resample targets with replacement).
+Intervals: percentile bootstrap over targets (resample targets with replacement). Differences
+between two methods are **paired**: both methods are scored on the same targets (and the same
+seeds, common random numbers), the per-target losses are averaged over seeds, and the bootstrap
+resamples targets, keeping each target's two losses together (:func:`paired_difference`). The
+bootstrap seed is fixed, so the intervals are reproducible.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ __all__ = [
     "HELDOUT_FAMILIES",
     "LogAffineFit",
     "bootstrap_mean_ci",
+    "paired_difference",
+    "record_losses",
+    "score_bench",
     "fit_log_affine",
     "itakura_saito",
     "score_records",
@@ -137,9 +144,71 @@ def bootstrap_mean_ci(
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
+def paired_difference(
+    a: object, b: object, *, n_boot: int = 2000, level: float = 0.95, seed: object = 0
+) -> dict[str, Any]:
+    """Mean of ``a - b`` over paired units with a percentile bootstrap interval.
+
+    ``a[i]`` and ``b[i]`` are two methods' losses on the same unit ``i`` (a target); the
+    bootstrap resamples units, so each pair stays together and the between-target spread that
+    both methods share cancels. Returns ``{"mean", "ci95": [lo, hi], "n", "excludes_zero"}``
+    (``excludes_zero``: the interval lies strictly on one side of 0).
+    """
+    av = np.asarray(a, dtype=np.float64)
+    bv = np.asarray(b, dtype=np.float64)
+    if av.shape != bv.shape or av.ndim != 1:
+        raise InputValueError(f"a and b must be paired 1-D arrays of equal length, got shapes {av.shape} and {bv.shape}.")
+    if np.any(np.isnan(av)) or np.any(np.isnan(bv)):
+        raise InputValueError("a and b must not contain NaN; score failed estimates at the floor first.")
+    d = av - bv
+    lo, hi = bootstrap_mean_ci(d, n_boot=n_boot, level=level, seed=seed)
+    mean = float(d.mean()) if d.size else math.nan
+    return {"mean": mean, "ci95": [lo, hi], "n": int(d.size), "excludes_zero": bool(lo > 0 or hi < 0)}
+
+
 def _summary(v: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
     lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, seed=seed)
     return {"mean": float(v.mean()) if v.size else math.nan, "ci95": [lo, hi], "n": int(v.size)}
+
+
+def record_losses(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    floor: float = DEFAULT_FLOOR,
+    dev_families: Iterable[str] = DEV_FAMILIES,
+) -> dict[str, dict[str, Any]]:
+    """Per-record losses of every method: ``{method: {"fit", "family", "target", "seed", "is_dev",
+    "failures", "is_raw", "sle", "is_fit"}}`` (arrays aligned with that method's records).
+
+    The log-affine fit of a method uses its development-family records only (all seeds) and
+    is applied to every record of that method. A record with ``log_estimate = None`` (the
+    method failed) is scored at the floor. Mix one model and one budget per call.
+    """
+    dev = set(dev_families)
+    out: dict[str, dict[str, Any]] = {}
+    for m in sorted({str(r["method"]) for r in records}):
+        rs = [r for r in records if r["method"] == m]
+        fam = np.array([str(r["family"]) for r in rs])
+        lp = np.log(np.array([float(r["p_true"]) for r in rs]))
+        lq = np.array([-math.inf if r.get("log_estimate") is None else float(r["log_estimate"]) for r in rs])
+        is_dev = np.isin(fam, list(dev))
+        fit = fit_log_affine(lp[is_dev], lq[is_dev], floor=floor) if is_dev.any() else None
+        out[m] = {
+            "fit": fit,
+            "family": fam,
+            "target": np.array([int(r.get("target", -1)) for r in rs]),
+            "seed": np.array([int(r.get("seed", 0)) for r in rs]),
+            "is_dev": is_dev,
+            "failures": int(sum(r.get("log_estimate") is None for r in rs)),
+            "is_raw": itakura_saito(lp, lq, floor=floor),
+            "sle": squared_log_error(lp, lq, floor=floor),
+        }
+        if fit is not None:
+            out[m]["is_fit"] = itakura_saito(lp, fit.apply(lq), floor=floor)
+    return out
+
+
+LOSSES = ("is_raw", "is_fit", "sle")
 
 
 def score_records(
@@ -150,7 +219,7 @@ def score_records(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Score bench records ``{method, family, p_true, log_estimate, ...}``.
+    """Score bench records ``{method, family, target, p_true, log_estimate, ...}`` (one budget).
 
     Returns ``{"floor", "dev_families", "fits": {method: LogAffineFit dict},
     "by_family": {method: {family: {is_raw, is_fit, sle}}}, "by_split": {method: {dev,
@@ -159,23 +228,12 @@ def score_records(
     at the floor (a failure is never better than a zero estimate).
     """
     dev = set(dev_families)
-    methods = sorted({str(r["method"]) for r in records})
+    per = record_losses(records, floor=floor, dev_families=dev)
     out: dict[str, Any] = {"floor": floor, "dev_families": sorted(dev), "fits": {}, "by_family": {}, "by_split": {}}
-    for m in methods:
-        rs = [r for r in records if r["method"] == m]
-        fam = np.array([str(r["family"]) for r in rs])
-        lp = np.log(np.array([float(r["p_true"]) for r in rs]))
-        lq = np.array([-math.inf if r.get("log_estimate") is None else float(r["log_estimate"]) for r in rs])
-        failures = int(sum(r.get("log_estimate") is None for r in rs))
-        is_dev = np.isin(fam, list(dev))
-        fit = fit_log_affine(lp[is_dev], lq[is_dev], floor=floor) if is_dev.any() else None
-        losses = {
-            "is_raw": itakura_saito(lp, lq, floor=floor),
-            "sle": squared_log_error(lp, lq, floor=floor),
-        }
-        if fit is not None:
-            losses["is_fit"] = itakura_saito(lp, fit.apply(lq), floor=floor)
-        out["fits"][m] = fit.to_dict() if fit is not None else None
+    for m, L in per.items():
+        fam, is_dev = L["family"], L["is_dev"]
+        losses = {k: L[k] for k in LOSSES if k in L}
+        out["fits"][m] = L["fit"].to_dict() if L["fit"] is not None else None
         out["by_family"][m] = {
             f: {k: _summary(v[fam == f], n_boot, seed) for k, v in losses.items()} for f in sorted(set(fam))
         }
@@ -183,5 +241,70 @@ def score_records(
         out["by_split"][m] = {
             s: {k: _summary(v[mask], n_boot, seed) for k, v in losses.items()} for s, mask in splits.items()
         }
-        out["by_split"][m]["failures"] = failures
+        out["by_split"][m]["failures"] = L["failures"]
+    return out
+
+
+def _per_target(L: Mapping[str, Any], loss: str, mask: np.ndarray) -> dict[tuple[str, int], float]:
+    """Mean of ``loss`` over seeds for each ``(family, target)`` unit selected by ``mask``."""
+    acc: dict[tuple[str, int], list[float]] = {}
+    for f, t, v in zip(L["family"][mask], L["target"][mask], L[loss][mask], strict=True):
+        acc.setdefault((str(f), int(t)), []).append(float(v))
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def score_bench(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    floor: float = DEFAULT_FLOOR,
+    dev_families: Iterable[str] = DEV_FAMILIES,
+    n_boot: int = 2000,
+    seed: int = 0,
+    pairs: Sequence[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Score records of one model at one or more budgets, with paired method differences.
+
+    Records are grouped by ``record["budget"]`` (a missing budget is one group). Each group
+    gets :func:`score_records` and ``"paired"``: for every ordered pair ``(A, B)`` in
+    ``pairs`` (default: every pair of methods, each once, in name order), for each split
+    (``dev``, ``heldout``, ``all``) and loss, :func:`paired_difference` of ``A - B`` over the
+    ``(family, target)`` units both methods scored (each method's loss averaged over its
+    seeds first). A negative mean means ``A`` has the lower loss.
+
+    Returns ``{"floor", "dev_families", "budgets": {str(budget): {...score_records...,
+    "paired": {"A - B": {split: {loss: {mean, ci95, n, excludes_zero}}}}}}}``.
+    """
+    dev = set(dev_families)
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(str(r.get("budget")), []).append(r)
+    out: dict[str, Any] = {"floor": floor, "dev_families": sorted(dev), "budgets": {}}
+    for b in sorted(groups, key=lambda k: (len(k), k)):
+        recs = groups[b]
+        sc = score_records(recs, floor=floor, dev_families=dev, n_boot=n_boot, seed=seed)
+        per = record_losses(recs, floor=floor, dev_families=dev)
+        ms = sorted(per)
+        todo = list(pairs) if pairs is not None else [(a, c) for i, a in enumerate(ms) for c in ms[i + 1 :]]
+        paired: dict[str, Any] = {}
+        for a, c in todo:
+            if a not in per or c not in per:
+                continue
+            key = f"{a} - {c}"
+            paired[key] = {}
+            for split in ("dev", "heldout", "all"):
+                paired[key][split] = {}
+                for loss in LOSSES:
+                    if loss not in per[a] or loss not in per[c]:
+                        continue
+                    masks = []
+                    for L in (per[a], per[c]):
+                        m = L["is_dev"] if split == "dev" else (~L["is_dev"] if split == "heldout" else np.ones_like(L["is_dev"]))
+                        masks.append(m)
+                    ua, uc = _per_target(per[a], loss, masks[0]), _per_target(per[c], loss, masks[1])
+                    keys = sorted(set(ua) & set(uc))
+                    paired[key][split][loss] = paired_difference(
+                        [ua[k] for k in keys], [uc[k] for k in keys], n_boot=n_boot, seed=seed
+                    )
+        sc["paired"] = paired
+        out["budgets"][b] = sc
     return out

@@ -14,7 +14,7 @@ infeasible ones included. Feasibility is decided by enumerating candidate extrem
 
 Truth: the exact oracle (:func:`lowprob.toy_models.oracle.exact_probability`) for
 ``d <= 4``; for larger ``d`` a Monte Carlo truth from Botev's minimax-tilting importance
-sampler (:func:`lowprob.toy_models.tilting.gaussian_polytope_probability`) with many more
+sampler (:func:`lowprob.gaussian_polytope.gaussian_polytope_probability`) with many more
 samples than any method gets; its noise floor is reported in the output.
 """
 
@@ -190,7 +190,7 @@ def _truth(W: np.ndarray, config: CurveConfig, rng: np.random.Generator, show: b
                 raise InputValueError(f"instance {i} passed the feasibility filter but the oracle says p=0.")
             p[i], se[i] = r.probability, r.error_bound
         return p, se, "exact oracle (lowprob.toy_models.oracle.exact_probability)"
-    from lowprob.toy_models.tilting import gaussian_polytope_probability
+    from lowprob.gaussian_polytope import gaussian_polytope_probability
 
     for i in progress(range(N), total=N, desc="Monte Carlo truth", enabled=show):
         r = gaussian_polytope_probability(
@@ -200,7 +200,7 @@ def _truth(W: np.ndarray, config: CurveConfig, rng: np.random.Generator, show: b
         p[i], se[i] = r.probability, r.std_error
     return p, se, (
         f"Monte Carlo truth: Botev minimax-tilting importance sampling (randomised QMC), "
-        f"{config.truth_samples} samples per instance (lowprob.toy_models.tilting)"
+        f"{config.truth_samples} samples per instance (lowprob.gaussian_polytope)"
     )
 
 

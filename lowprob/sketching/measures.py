@@ -23,6 +23,7 @@ from math import gamma, pi
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
+from scipy.special import logsumexp
 
 from lowprob._validation import (
     as_generator,
@@ -31,6 +32,7 @@ from lowprob._validation import (
     check_probability_vector,
 )
 from lowprob.errors import InputValueError, NumericalError, NumericalWarning
+from lowprob.gaussian_polytope import log_normal_le_zero
 from lowprob.sketching.sphere_quadrature import sphere_quadrature
 from lowprob.toy_models.orthant import (
     MAX_QUADRATURE_DIM,
@@ -279,31 +281,137 @@ class SphericalCone(Measure):
 
 
 class GaussianMixture(Measure):
-    """``sum_c pi_c N(mu_c, Sigma_c)`` on ``R^d``; reference rule: ``order^d``-point Gauss–Hermite per component."""
+    """``sum_c pi_c N(mu_c, Sigma_c)`` on ``R^d``; reference rule: ``order^d``-point Gauss–Hermite per component.
 
-    def __init__(self, weights: object, means: object, covs: object, *, order: int = 20) -> None:
+    The one Gaussian-mixture type of the package: a target measure for sketches, and the
+    mixture activation model of the LM white-box methods (fit by :meth:`fit`, EM).
+
+    Args:
+        weights: ``(C,)`` probability vector. means: ``(C, d)``. covs: ``(C, d, d)`` symmetric
+            positive definite. order: Gauss–Hermite points per axis of :meth:`quadrature`.
+        log_likelihood: mean log-likelihood of the data it was fit to (``nan`` if not fit).
+
+    Attributes: ``weights`` (alias ``mix``), ``means``, ``covs``, ``chols`` (``(C, d, d)`` lower
+    Cholesky factors), ``dim`` (alias ``d``), ``n_components``, ``log_likelihood``.
+    """
+
+    def __init__(
+        self, weights: object, means: object, covs: object, *, order: int = 20, log_likelihood: float = float("nan")
+    ) -> None:
         self.mix = check_probability_vector("weights", weights)
         self.means = check_finite_array("means", means, ndim=2)
         C, d = self.means.shape
         if self.mix.size != C:
             raise InputValueError(f"weights has {self.mix.size} entries but means has {C} rows.")
         self.covs = check_finite_array("covs", covs, shape=(C, d, d))
-        self.chols = []
+        chols = []
         for c in range(C):
             S = self.covs[c]
             if not np.allclose(S, S.T, atol=1e-12):
                 raise InputValueError(f"covs[{c}] must be symmetric.")
             try:
-                self.chols.append(np.linalg.cholesky(S))
+                chols.append(np.linalg.cholesky(S))
             except np.linalg.LinAlgError:
                 raise InputValueError(f"covs[{c}] must be positive definite, got {S!r}.") from None
+        self.chols = np.stack(chols)
         self.dim = d
         self.order = check_int("order", order, minimum=1)
+        self.log_likelihood = float(log_likelihood)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.mix
+
+    @property
+    def d(self) -> int:
+        return self.dim
+
+    @property
+    def n_components(self) -> int:
+        return int(self.mix.size)
+
+    @classmethod
+    def fit(
+        cls,
+        x: object,
+        n_components: int = 4,
+        *,
+        regularization: float = 1e-4,
+        n_iter: int = 30,
+        tol: float = 1e-6,
+        seed: object = None,
+    ) -> GaussianMixture:
+        """Maximum-likelihood mixture of the samples ``x`` ``(n, d)`` by EM (Dempster, Laird & Rubin
+        1977) from a seeded k-means++ start. Each M-step covariance gets ``regularization *
+        mean(diag) * I`` added; ``regularization`` must be > 0 (a component fit to few points is
+        singular). Stops after ``n_iter`` iterations or when the mean log-likelihood changes by
+        less than ``tol`` (relative). Memory ``O(n C + C d^2)``.
+        """
+        x = check_finite_array("x", np.asarray(x.detach().cpu().double().numpy() if hasattr(x, "detach") else x,
+                                                dtype=np.float64), ndim=2)
+        C = check_int("n_components", n_components, minimum=1)
+        n_iter = check_int("n_iter", n_iter, minimum=1)
+        reg = regularization
+        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not np.isfinite(reg) or reg <= 0:
+            raise InputValueError(
+                f"regularization must be a finite number > 0 for a Gaussian mixture (a component fit to few "
+                f"points has a singular covariance), got {regularization!r}; e.g. regularization=1e-4."
+            )
+        n, d = x.shape
+        if n < 2:
+            raise InputValueError(f"x must have at least 2 samples (rows), got shape {x.shape!r}.")
+        if C > n:
+            raise InputValueError(f"n_components={C!r} exceeds the number of samples {n!r}.")
+        rng = as_generator(seed)
+        centers = [x[rng.integers(n)]]  # k-means++ seeding
+        d2 = np.sum((x - centers[0]) ** 2, axis=1)
+        for _ in range(1, C):
+            p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
+            centers.append(x[rng.choice(n, p=p)])
+            d2 = np.minimum(d2, np.sum((x - centers[-1]) ** 2, axis=1))
+        assign = np.argmin(np.stack([np.sum((x - cc) ** 2, axis=1) for cc in centers], 1), axis=1)
+        R = np.zeros((n, C))
+        R[np.arange(n), assign] = 1.0
+        prev = ll = -np.inf
+        for _ in range(n_iter):
+            Nk = R.sum(0) + 1e-12  # M step
+            weights = Nk / Nk.sum()
+            means = (R.T @ x) / Nk[:, None]
+            covs = np.empty((C, d, d))
+            chols = np.empty((C, d, d))
+            for k in range(C):
+                xc = x - means[k]
+                S = (xc * (R[:, k] / Nk[k])[:, None]).T @ xc
+                S = 0.5 * (S + S.T)
+                S += reg * max(float(np.mean(np.diag(S))), 1e-300) * np.eye(d)
+                covs[k] = S
+                chols[k] = np.linalg.cholesky(S)
+            logp = np.empty((n, C))  # E step
+            for k in range(C):
+                z = np.linalg.solve(chols[k], (x - means[k]).T).T
+                logdet = 2 * np.sum(np.log(np.diag(chols[k])))
+                logp[:, k] = np.log(weights[k]) - 0.5 * (np.sum(z * z, 1) + logdet + d * np.log(2 * pi))
+            lse = logsumexp(logp, axis=1)
+            ll = float(lse.mean())
+            R = np.exp(logp - lse[:, None])
+            if abs(ll - prev) < tol * max(1.0, abs(ll)):
+                break
+            prev = ll
+        return cls(weights, means, covs, log_likelihood=ll)
+
+    def log_danger(self, A: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """``log P[A_k x + c_k <= 0]`` per row ``k`` of ``A`` ``(K, d)``, ``c`` ``(K,)``: the log of the
+        mixture of the components' ``Phi(-(A_k mu_c + c_k) / |A_k L_c|)``."""
+        per = np.stack([
+            log_normal_le_zero(A @ self.means[k] + c, np.linalg.norm(A @ self.chols[k], axis=1))
+            for k in range(self.n_components)
+        ])
+        return logsumexp(per + np.log(self.mix)[:, None], axis=0)
 
     def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         comp = rng.choice(self.mix.size, size=n, p=self.mix)
         z = rng.standard_normal((n, self.dim))
-        return self.means[comp] + np.einsum("nij,nj->ni", np.stack(self.chols)[comp], z)
+        return self.means[comp] + np.einsum("nij,nj->ni", self.chols[comp], z)
 
     def quadrature(self) -> WeightedPoints:
         z, w = hermegauss(self.order)

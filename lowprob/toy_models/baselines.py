@@ -20,9 +20,9 @@ import numpy as np
 from lowprob._validation import as_generator, check_budget, check_int
 from lowprob.errors import BudgetError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
+from lowprob.gaussian_polytope import _truncnorm_ppf
 from lowprob.toy_models.cost_models import check_toy_budget
 from lowprob.toy_models.halfspace import as_halfspace_toy
-from lowprob.toy_models.tilting import _truncnorm_ppf
 
 __all__ = ["NaiveMonteCarlo", "SequentialMonteCarlo", "as_halfspace_toy"]
 
@@ -78,7 +78,7 @@ class NaiveMonteCarlo:
 
 def _truncated_normal(lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw from ``N(0, 1)`` restricted to ``[lo, hi]`` per entry (inversion, stable in the
-    tails; the inverse CDF is shared with :mod:`lowprob.toy_models.tilting`)."""
+    tails; the inverse CDF is shared with :mod:`lowprob.gaussian_polytope`)."""
     return _truncnorm_ppf(lo, hi, rng.random(lo.shape))
 
 

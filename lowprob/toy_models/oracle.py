@@ -27,7 +27,7 @@ Algorithm (DESIGN.md section 3), for ``W`` of shape ``(m, d)``:
    ``d = 4`` (error bound stated there). ``error_bound`` is the sum of the cones' bounds.
 
 For ``d > 4`` (or a bias) the exact method raises :class:`~lowprob.errors.UnavailableError`;
-``method="tilting"`` gives Botev's minimax-tilting estimate (:mod:`lowprob.toy_models.tilting`)
+``method="tilting"`` gives Botev's minimax-tilting estimate (:mod:`lowprob.gaussian_polytope`)
 with 4 standard errors as ``error_bound``; Monte Carlo and ``smc`` are the other options.
 """
 
@@ -320,7 +320,7 @@ def exact_probability(
             :class:`~lowprob.toy_models.HalfspaceToy` (its bias is used when ``b`` is None).
         b: optional ``(m,)`` bias; the exact method needs ``b = 0`` (a cone).
         method: ``"exact"`` (default; ``rank W <= 4``, no bias) or ``"tilting"``: Botev's
-            minimax-tilting estimator (:mod:`lowprob.toy_models.tilting`), any ``d``, with bias;
+            minimax-tilting estimator (:mod:`lowprob.gaussian_polytope`), any ``d``, with bias;
             its ``error_bound`` is **4 standard errors** (a statistical, not a certified, bound)
             and, for cones, ``feasible`` is certified exactly by the ray test of step 2.
         n_samples, seed: samples and seed for ``method="tilting"``.
@@ -364,7 +364,7 @@ def _cone_feasible(U: np.ndarray) -> bool:
 
 
 def _tilting_result(W: object, b: object | None, *, n_samples: int, seed: object) -> OracleResult:
-    from lowprob.toy_models.tilting import gaussian_polytope_probability
+    from lowprob.gaussian_polytope import gaussian_polytope_probability
 
     A, b, _ = _checked(W, b)  # unit rows and the bias scaled alike (the event is unchanged)
     m, d = A.shape

@@ -4,6 +4,8 @@
   deterministic danger ordering.
 * :mod:`.activation_models`: samples, Gaussian, Gaussian mixture and QLD's product model of the
   final activation ``x``.
+* :mod:`.adf`: assumed-density filtering through the competitors in conditional-danger order
+  (one :func:`~lowprob.propagation.loop.propagate` pass gives the claim order and the estimate).
 * :mod:`.polytope`: ``P_M[argmax = t]``: top-K Botev tilting + unbiased IS correction, and
   deduction--projection over competitors (moment matching).
 * :mod:`.methods`: the LM methods registered for ``lowprob lm bench``.
@@ -11,13 +13,14 @@
 
 from lowprob.lm_bridge.whitebox.activation_models import (
     EmpiricalModel,
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     ProductModel,
+    mixture_components,
 )
+from lowprob.lm_bridge.whitebox.adf import adf_over_competitors, sequential_danger_order
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
 from lowprob.lm_bridge.whitebox.polytope import (
-    PolytopeEstimate,
     adf_probability,
     competitors_by_danger,
     corrected_gaussian_probability,
@@ -28,14 +31,16 @@ from lowprob.lm_bridge.whitebox.polytope import (
 __all__ = [
     "EmpiricalModel",
     "FinalLayer",
-    "GaussianMixtureModel",
+    "GaussianMixture",
     "GaussianModel",
-    "PolytopeEstimate",
     "ProductModel",
+    "adf_over_competitors",
     "adf_probability",
     "competitors_by_danger",
     "corrected_gaussian_probability",
     "danger_order",
+    "mixture_components",
     "polytope_probability",
+    "sequential_danger_order",
     "topk_gaussian_probability",
 ]

@@ -16,9 +16,10 @@ Models (``n`` samples ``x_i`` of shape ``(n, d)``):
   ``S = (x - m)^T (x - m) / (n - 1) + r * mean(diag) * I``. Final activations after a LayerNorm
   lie in a hyperplane, so ``S`` is singular: ``r = 0`` raises; pass ``regularization``.
   Danger ``log Phi(-(A_k m + c_k) / sqrt(A_k S A_k^T))``.
-* :class:`GaussianMixtureModel`: ``sum_c pi_c N(m_c, S_c)`` fit by EM (Dempster, Laird &
-  Rubin 1977) from a k-means++ start, each covariance regularised as above. Danger is the
-  log of the mixture of component dangers.
+* :class:`~lowprob.sketching.measures.GaussianMixture` (the package's one mixture type):
+  ``sum_c pi_c N(m_c, S_c)`` fit by EM (``GaussianMixture.fit``, Dempster, Laird & Rubin
+  1977) from a k-means++ start, each covariance regularised as above. Danger is the log of
+  the mixture of component dangers; :func:`mixture_components` gives the components.
 * :class:`ProductModel`: QLD's product model (Wu & Hilton 2024, section 3.2): whiten, split
   ``z = a d + b`` along the shortest accepting vector ``d`` and pair every ``a_j`` with every
   ``b_i``; the polytope probability is the corrected pair count of
@@ -37,16 +38,18 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-from scipy.special import log_ndtr, logsumexp
 
 from lowprob._validation import as_generator, check_finite_array, check_int
 from lowprob.errors import InputValueError
+from lowprob.gaussian_polytope import log_normal_le_zero
+from lowprob.sketching.measures import GaussianMixture
 
 __all__ = [
     "EmpiricalModel",
-    "GaussianMixtureModel",
+    "GaussianMixture",
     "GaussianModel",
     "ProductModel",
+    "mixture_components",
     "sample_covariance",
 ]
 
@@ -105,13 +108,6 @@ def sample_covariance(
             "added to the diagonal)."
         )
     return m, S, L
-
-
-def log_normal_le_zero(mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """``log P[N(mu, sd^2) <= 0] = log Phi(-mu / sd)`` elementwise; ``sd = 0`` gives 0 or -inf."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(sd > 0, -mu / np.where(sd > 0, sd, 1.0), np.where(mu <= 0, np.inf, -np.inf))
-    return log_ndtr(z)
 
 
 def _gaussian_log_danger(A: np.ndarray, c: np.ndarray, m: np.ndarray, L: np.ndarray) -> np.ndarray:
@@ -186,109 +182,9 @@ class GaussianModel:
         return self.mean + as_generator(seed).standard_normal((n, self.d)) @ self.chol.T
 
 
-@dataclass(frozen=True, eq=False)
-class GaussianMixtureModel:
-    """``sum_c weights[c] N(means[c], covs[c])``; ``chols[c]`` are Cholesky factors."""
-
-    weights: np.ndarray  # (C,)
-    means: np.ndarray  # (C, d)
-    covs: np.ndarray  # (C, d, d)
-    chols: np.ndarray  # (C, d, d)
-    log_likelihood: float = math.nan
-
-    @property
-    def d(self) -> int:
-        return int(self.means.shape[1])
-
-    @property
-    def n_components(self) -> int:
-        return int(self.weights.size)
-
-    @property
-    def components(self) -> list[GaussianModel]:
-        return [GaussianModel(self.means[k], self.covs[k], self.chols[k]) for k in range(self.n_components)]
-
-    @classmethod
-    def fit(
-        cls,
-        x: object,
-        n_components: int = 4,
-        *,
-        regularization: float = 1e-4,
-        n_iter: int = 30,
-        tol: float = 1e-6,
-        seed: object = None,
-    ) -> GaussianMixtureModel:
-        """EM from a k-means++ start (seeded). Each M-step covariance gets ``regularization``.
-
-        ``regularization`` must be > 0 here: a component fit to few points is singular.
-        """
-        x = _check_samples(x)
-        C = check_int("n_components", n_components, minimum=1)
-        n_iter = check_int("n_iter", n_iter, minimum=1)
-        reg = _check_regularization(regularization)
-        if reg == 0:
-            raise InputValueError(
-                "regularization must be > 0 for a Gaussian mixture (a component fit to few points "
-                "has a singular covariance); e.g. regularization=1e-4."
-            )
-        n, d = x.shape
-        if C > n:
-            raise InputValueError(f"n_components={C!r} exceeds the number of samples {n!r}.")
-        rng = as_generator(seed)
-        # k-means++ seeding
-        centers = [x[rng.integers(n)]]
-        d2 = np.sum((x - centers[0]) ** 2, axis=1)
-        for _ in range(1, C):
-            p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
-            centers.append(x[rng.choice(n, p=p)])
-            d2 = np.minimum(d2, np.sum((x - centers[-1]) ** 2, axis=1))
-        cen = np.asarray(centers)
-        assign = np.argmin(((x[:, None, :] - cen[None]) ** 2).sum(-1), axis=1) if n * C * d < 5e8 else (
-            np.argmin(np.stack([np.sum((x - cc) ** 2, axis=1) for cc in cen], 1), axis=1)
-        )
-        R = np.zeros((n, C))
-        R[np.arange(n), assign] = 1.0
-        prev = -math.inf
-        ll = -math.inf
-        for _ in range(n_iter):
-            # M step
-            Nk = R.sum(0) + 1e-12
-            weights = Nk / n
-            means = (R.T @ x) / Nk[:, None]
-            covs = np.empty((C, d, d))
-            chols = np.empty((C, d, d))
-            for k in range(C):
-                xc = x - means[k]
-                S = (xc * (R[:, k] / Nk[k])[:, None]).T @ xc
-                S = 0.5 * (S + S.T)
-                S += reg * max(float(np.mean(np.diag(S))), 1e-300) * np.eye(d)
-                covs[k] = S
-                chols[k] = np.linalg.cholesky(S)
-            # E step
-            logp = np.empty((n, C))
-            for k in range(C):
-                z = np.linalg.solve(chols[k], (x - means[k]).T).T
-                logdet = 2 * np.sum(np.log(np.diag(chols[k])))
-                logp[:, k] = math.log(weights[k]) - 0.5 * (np.sum(z * z, 1) + logdet + d * math.log(2 * math.pi))
-            lse = logsumexp(logp, axis=1)
-            ll = float(lse.mean())
-            R = np.exp(logp - lse[:, None])
-            if abs(ll - prev) < tol * max(1.0, abs(ll)):
-                break
-            prev = ll
-        return cls(weights, means, covs, chols, ll)
-
-    def log_danger(self, A: np.ndarray, c: np.ndarray) -> np.ndarray:
-        per = np.stack([_gaussian_log_danger(A, c, self.means[k], self.chols[k]) for k in range(self.n_components)])
-        return logsumexp(per + np.log(self.weights)[:, None], axis=0)
-
-    def sample(self, n: int, *, seed: object = None) -> np.ndarray:
-        n = check_int("n", n, minimum=1)
-        rng = as_generator(seed)
-        comp = rng.choice(self.n_components, size=n, p=self.weights)
-        eps = rng.standard_normal((n, self.d))
-        return self.means[comp] + np.einsum("nij,nj->ni", self.chols[comp], eps)
+def mixture_components(model: GaussianMixture) -> list[GaussianModel]:
+    """The components of a :class:`~lowprob.sketching.measures.GaussianMixture` as :class:`GaussianModel`."""
+    return [GaussianModel(model.means[k], model.covs[k], model.chols[k]) for k in range(model.n_components)]
 
 
 @dataclass(frozen=True, eq=False)

@@ -45,6 +45,7 @@ import torch
 
 from lowprob._validation import check_int
 from lowprob.errors import BudgetError, InputValueError
+from lowprob.gaussian_polytope import PolytopeResult
 from lowprob.lm_bridge.budget import CountedModel, OnehotGradient
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.itgis import ITGIS
@@ -52,13 +53,12 @@ from lowprob.lm_bridge.methods.qld import shortest_accepting_vector
 from lowprob.lm_bridge.methods.registry import register_lm_method
 from lowprob.lm_bridge.problem import LMProblem
 from lowprob.lm_bridge.whitebox.activation_models import (
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     _check_regularization,
 )
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
 from lowprob.lm_bridge.whitebox.polytope import (
-    PolytopeEstimate,
     adf_probability,
     corrected_gaussian_probability,
     polytope_probability,
@@ -77,7 +77,7 @@ class _WhiteboxBase(LMMethodBase):
     def _activations(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> np.ndarray:
         return self._sample_activations(problem, model, rng, budget).cpu().numpy()
 
-    def _result(self, est: PolytopeEstimate, n: int) -> MethodResult:
+    def _result(self, est: PolytopeResult, n: int) -> MethodResult:
         p = est.probability
         se = p * est.relative_error if math.isfinite(est.relative_error) else None
         diag = {"model_log_p": est.log_probability, "model_relative_error": est.relative_error,
@@ -136,7 +136,7 @@ class WhiteboxMixture(_WhiteboxBase):
         x = self._activations(problem, model, rng, budget)
         layer = FinalLayer.from_problem(problem)
         fit_x = x if x.shape[0] <= self.max_fit else x[rng.choice(x.shape[0], self.max_fit, replace=False)]
-        gmm = GaussianMixtureModel.fit(
+        gmm = GaussianMixture.fit(
             fit_x, min(self.n_components, fit_x.shape[0]), regularization=self.regularization,
             n_iter=self.n_iter, seed=rng,
         )

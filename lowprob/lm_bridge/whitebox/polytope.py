@@ -6,7 +6,7 @@ than dimensions. We split it by danger (:mod:`.final_layer`):
 
 1. **Top-K polytope.** ``P_K = P[A_K x + c_K > 0]`` for the ``K`` most dangerous competitors,
    exactly for ``K = 1`` (``Phi``) and by Botev's minimax tilting otherwise
-   (:mod:`lowprob.toy_models.tilting`; Genz-style separation of variables is its ``mu = 0``
+   (:mod:`lowprob.gaussian_polytope`; Genz-style separation of variables is its ``mu = 0``
    special case, and the tilted version dominates it, so Genz is not offered separately).
 2. **Importance-sampling correction for the rest** (unbiased): draw ``x_i`` from the tilted
    proposal ``q`` of the top-K polytope with weights ``w_i`` (``E_q[w f] = E_M[1_{P_K} f]``)
@@ -14,13 +14,13 @@ than dimensions. We split it by danger (:mod:`.final_layer`):
    so ``E[p_hat] = P_M[argmax = t]`` whatever ``K`` is; ``K`` only changes the variance.
    A pilot run (a fraction of the samples, discarded) finds the competitors that still win
    inside the top-K polytope and adds the most frequent ones before the final run.
-3. **Deduction--projection over competitors** (:func:`adf_probability`): the Gaussian is
-   multiplied by one competitor indicator at a time, in danger order (exact deduction:
-   a truncated Gaussian), and projected back onto a Gaussian by matching mean and covariance
-   (assumed-density filtering; Minka 2001, "Expectation propagation", eqs. 3.7-3.9). The
-   product of the normalisers is the estimate. Deterministic, biased, cheap: ``O(K d^2)``.
-   It runs through :func:`lowprob.propagation.loop.propagate` with a registered deduction
-   rule for ``(HalfspaceStep, GaussianDensity)``.
+3. **Deduction--projection over competitors** (:func:`adf_probability`, :mod:`.adf`): the
+   Gaussian is multiplied by one competitor indicator at a time, in conditional-danger order
+   (exact deduction: a truncated Gaussian), and projected back onto a Gaussian by matching
+   mean and covariance (assumed-density filtering; Minka 2001, "Expectation propagation",
+   eqs. 3.7-3.9). The product of the normalisers is the estimate. Deterministic, biased,
+   cheap: ``O(K (V d + d^2))``. One pass of :func:`lowprob.propagation.loop.propagate` gives
+   both the claim order (used by the top-K tilting below) and the estimate.
 
 For :class:`~.activation_models.EmpiricalModel` the probability is the hit fraction; for
 :class:`~.activation_models.ProductModel` it is QLD's corrected pair count.
@@ -31,56 +31,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import log_ndtr, logsumexp
+from scipy.special import logsumexp
 
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputTypeError
+from lowprob.gaussian_polytope import PolytopeResult, TiltedPolytopeSampler
 from lowprob.lm_bridge.whitebox.activation_models import (
     EmpiricalModel,
-    GaussianMixtureModel,
+    GaussianMixture,
     GaussianModel,
     ProductModel,
-    log_normal_le_zero,
+    mixture_components,
 )
+from lowprob.lm_bridge.whitebox.adf import adf_over_competitors, sequential_danger_order
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer, danger_order
-from lowprob.propagation.flops import FlopCounter
-from lowprob.propagation.loop import propagate, register_deduction
-from lowprob.propagation.steps import HalfspaceStep
 from lowprob.registry import Registry
-from lowprob.toy_models.tilting import TiltedPolytopeSampler
 
 __all__ = [
     "POLYTOPE_ESTIMATORS",
-    "GaussianDensity",
-    "PolytopeEstimate",
     "adf_probability",
     "competitors_by_danger",
     "corrected_gaussian_probability",
-    "moment_match_projector",
     "polytope_probability",
     "sequential_danger_order",
     "topk_gaussian_probability",
 ]
-
-
-@dataclass(frozen=True)
-class PolytopeEstimate:
-    """``log P_M[argmax = t]`` with its relative standard error (0 when exact/deterministic)."""
-
-    log_probability: float
-    relative_error: float
-    method: str
-    flops: float = 0.0
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def probability(self) -> float:
-        return math.exp(self.log_probability) if self.log_probability > -745 else 0.0
 
 
 def competitors_by_danger(model: Any, layer: FinalLayer) -> tuple[np.ndarray, np.ndarray]:
@@ -90,59 +70,6 @@ def competitors_by_danger(model: Any, layer: FinalLayer) -> tuple[np.ndarray, np
     ld = model.log_danger(A, c)
     order = danger_order(ld)
     return ks[order], ld[order]
-
-
-def sequential_danger_order(
-    model: GaussianModel, layer: FinalLayer, *, max_competitors: int | None = None, log_tol: float = math.log(1e-9)
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Greedy claim ordering by *conditional* danger under the propagated Gaussian.
-
-    Step ``i`` picks the competitor with the largest danger ``Phi(-mu_k / s_k)`` under the
-    current moment-matched Gaussian (the model after truncating by the ``i - 1`` competitors
-    already chosen), then truncates by it and moment-matches (:func:`moment_match_projector`).
-    Stops when the largest remaining danger is below ``exp(log_tol)``. Marginal danger ranks
-    near-duplicate competitors together; conditional danger does not. Rank-one updates keep
-    each step ``O(V d + d^2)`` after an ``O(V d^2)`` start. Ties go to the lower token id.
-
-    Returns:
-        ``(competitors, log_danger_at_selection, adf_log_probability)``.
-    """
-    ks = layer.competitors
-    A, c = layer.halfspaces(ks)
-    Kmax = ks.size if max_competitors is None else layer.check_k(max_competitors, name="max_competitors")
-    m = model.mean.copy()
-    S = model.cov.copy()
-    mu = A @ m + c
-    AL = A @ model.chol
-    var = np.einsum("ij,ij->i", AL, AL)
-    used = np.zeros(ks.size, dtype=bool)
-    chosen, dangers = [], []
-    log_mass = 0.0
-    for _ in range(Kmax):
-        sd = np.sqrt(np.maximum(var, 0.0))
-        ld = log_normal_le_zero(mu, sd)
-        ld[used] = -np.inf
-        k = int(np.argmax(ld))  # first maximum: lowest token id among ties
-        if ld[k] < log_tol:
-            break
-        used[k] = True
-        chosen.append(int(ks[k]))
-        dangers.append(float(ld[k]))
-        if sd[k] <= 0:
-            log_mass += 0.0 if mu[k] > 0 else -math.inf
-            continue
-        alpha = -mu[k] / sd[k]
-        log_z = float(log_ndtr(-alpha))
-        lam = math.exp(-0.5 * alpha * alpha - 0.5 * math.log(2 * math.pi) - log_z)
-        shrink = min(max(lam * (lam - alpha), 0.0), 1.0 - 1e-12)
-        Su = S @ A[k]
-        ASu = A @ Su
-        m += Su * (lam / sd[k])
-        S -= np.outer(Su, Su) * (shrink / var[k])
-        mu += ASu * (lam / sd[k])
-        var -= ASu**2 * (shrink / var[k])
-        log_mass += log_z
-    return np.asarray(chosen, dtype=np.int64), np.asarray(dangers), log_mass
 
 
 def _event_torch(layer: FinalLayer, x: np.ndarray, device: str | torch.device, batch: int = 4096) -> np.ndarray:
@@ -169,7 +96,7 @@ def _winners(layer: FinalLayer, x: np.ndarray, device: str | torch.device) -> np
 # --------------------------------------------------------------------------------------
 def topk_gaussian_probability(
     model: GaussianModel, layer: FinalLayer, K: int, *, n_samples: int = 2**12, seed: object = None
-) -> PolytopeEstimate:
+) -> PolytopeResult:
     """``P[t beats the K most dangerous competitors]`` under ``model`` (an upper bound on ``p``)."""
     K = layer.check_k(K)
     ks, _, _ = sequential_danger_order(model, layer, max_competitors=K)
@@ -178,10 +105,7 @@ def topk_gaussian_probability(
     A, c = layer.halfspaces(ks[:K])
     sampler = TiltedPolytopeSampler(A, -c, np.inf, model.mean, model.cov)
     res = sampler.probability(n_samples, seed=seed)
-    return PolytopeEstimate(
-        res.log_probability, res.relative_error, f"topk-{res.method}",
-        diagnostics={"K": K, "competitors": ks[:K].tolist(), "converged": res.converged, "rank": res.rank},
-    )
+    return replace(res, method=f"topk-{res.method}", diagnostics={"K": K, "competitors": ks[:K].tolist()})
 
 
 def corrected_gaussian_probability(
@@ -194,7 +118,7 @@ def corrected_gaussian_probability(
     extra: int = 16,
     seed: object = None,
     device: str | torch.device = "cpu",
-) -> PolytopeEstimate:
+) -> PolytopeResult:
     """Unbiased ``P_M[argmax = t]`` for a Gaussian ``M``: top-K tilting + exact IS correction.
 
     Args:
@@ -204,7 +128,7 @@ def corrected_gaussian_probability(
         device: where the ``(n, d) x (d, V)`` exact checks run.
 
     Returns:
-        :class:`PolytopeEstimate`; ``relative_error`` is the sample standard error of the
+        :class:`PolytopeResult`; ``relative_error`` is the sample standard error of the
         weighted mean divided by it. Counted FLOPs: ``2 n d V`` for the exact checks.
     """
     K = layer.check_k(K)
@@ -238,146 +162,70 @@ def corrected_gaussian_probability(
     flops += 2.0 * n_samples * layer.d * layer.V
     lwh = np.where(hit, lw, -np.inf)
     if not np.any(hit):
-        return PolytopeEstimate(
-            -math.inf, math.inf, "gauss-tilt-is", flops,
-            {"K": len(chosen), "added": added, "pass_fraction": 0.0, "converged": sampler.converged},
+        return PolytopeResult(
+            -math.inf, math.inf, "gauss-tilt-is", n_samples=n_samples, converged=sampler.converged, flops=flops,
+            diagnostics={"K": len(chosen), "added": added, "pass_fraction": 0.0},
         )
     lp = float(logsumexp(lwh) - math.log(n_samples))
     w = np.exp(lwh - lp)
     rel = float(np.std(w, ddof=1) / math.sqrt(n_samples))
     ess = float(w.sum() ** 2 / np.sum(w * w))
-    return PolytopeEstimate(
-        lp, rel, "gauss-tilt-is", flops,
-        {
+    return PolytopeResult(
+        lp, rel, "gauss-tilt-is", n_samples=n_samples, rank=sampler.rank, converged=sampler.converged, flops=flops,
+        diagnostics={
             "K": len(chosen),
             "added": added,
             "pass_fraction": float(hit.mean()),
             "ess": ess,
-            "converged": sampler.converged,
             "log_upper_bound_topk": float(sampler.log_upper_bound),
-            "rank": sampler.rank,
         },
     )
 
 
 # --------------------------------------------------------------------------------------
-# deduction--projection over competitors (assumed-density filtering)
+# deduction--projection over competitors (assumed-density filtering, :mod:`.adf`)
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class GaussianDensity:
-    """Unnormalised ``exp(log_mass) N(mean, cov)``: ``d + d(d+1)/2`` terms."""
-
-    log_mass: float
-    mean: np.ndarray
-    cov: np.ndarray
-
-    @property
-    def n_terms(self) -> int:
-        d = self.mean.size
-        return d + d * (d + 1) // 2
-
-    def total_mass(self) -> float:
-        return math.exp(self.log_mass) if self.log_mass > -745 else 0.0
-
-
-@dataclass(frozen=True, eq=False)
-class TruncatedGaussianDensity:
-    """``GaussianDensity * 1[u . x + beta > 0]`` (exact deduction, not yet projected)."""
-
-    base: GaussianDensity
-    normal: np.ndarray
-    offset: float
-
-    @property
-    def n_terms(self) -> int:  # pragma: no cover - always projected first
-        return self.base.n_terms + self.normal.size + 1
-
-    def total_mass(self) -> float:  # pragma: no cover
-        raise NotImplementedError("TruncatedGaussianDensity: project it first (moment_match_projector).")
-
-
-@register_deduction(HalfspaceStep, GaussianDensity)
-def _truncate_gaussian(rep: GaussianDensity, step: HalfspaceStep, flops: FlopCounter) -> TruncatedGaussianDensity:
-    return TruncatedGaussianDensity(rep, np.asarray(step.normal, dtype=np.float64), float(step.offset))
-
-
-def moment_match_projector(rep: Any, claims: Any, budget: int, flops: FlopCounter) -> GaussianDensity:
-    """Project a truncated Gaussian onto the Gaussian with the same mass, mean and covariance.
-
-    With ``y = u . x + beta ~ N(mu_y, s^2)``, ``alpha = -mu_y / s``, ``lam = phi(alpha) / Phi(-alpha)``:
-    mass ``*= Phi(mu_y / s)``, ``mean += S u lam / s``,
-    ``cov -= (S u)(S u)^T lam (lam - alpha) / s^2`` (truncated-normal moments).
-    """
-    if isinstance(rep, GaussianDensity):
-        return rep
-    base, u, beta = rep.base, rep.normal, rep.offset
-    Su = base.cov @ u
-    s2 = float(u @ Su)
-    d = base.mean.size
-    flops.add(2.0 * d * d + 4.0 * d * d, "adf")
-    mu_y = float(u @ base.mean) + beta
-    if s2 <= 0:
-        return GaussianDensity(base.log_mass + (0.0 if mu_y > 0 else -math.inf), base.mean, base.cov)
-    s = math.sqrt(s2)
-    alpha = -mu_y / s
-    log_z = float(log_ndtr(-alpha))
-    lam = math.exp(-0.5 * alpha * alpha - 0.5 * math.log(2 * math.pi) - log_z)
-    shrink = min(max(lam * (lam - alpha), 0.0), 1.0 - 1e-12)
-    mean = base.mean + Su * (lam / s)
-    cov = base.cov - np.outer(Su, Su) * (shrink / s2)
-    return GaussianDensity(base.log_mass + log_z, mean, 0.5 * (cov + cov.T))
-
-
 def adf_probability(
-    model: GaussianModel | GaussianMixtureModel, layer: FinalLayer, *, n_competitors: int | None = None
-) -> PolytopeEstimate:
-    """Deduction--projection over the ``n_competitors`` most dangerous competitors (default all).
+    model: GaussianModel | GaussianMixture, layer: FinalLayer, *, n_competitors: int | None = None
+) -> PolytopeResult:
+    """Deduction--projection over at most ``n_competitors`` competitors (default all dangerous ones).
 
-    Each competitor's half-space is one :class:`~lowprob.propagation.steps.HalfspaceStep`; the
-    projection is :func:`moment_match_projector`. For a mixture, each component is propagated
-    and the masses are added with the mixture weights. Deterministic; FLOPs counted by the loop.
+    One pass of :func:`~.adf.adf_over_competitors` per Gaussian (per component of a mixture,
+    masses added with the mixture weights); the conditional-danger ordering and the filter
+    are the same pass. Deterministic; FLOPs counted by the loop.
     """
-    comps = model.components if isinstance(model, GaussianMixtureModel) else [model]
-    logw = np.log(model.weights) if isinstance(model, GaussianMixtureModel) else np.zeros(1)
+    comps = mixture_components(model) if isinstance(model, GaussianMixture) else [model]
+    logw = np.log(model.weights) if isinstance(model, GaussianMixture) else np.zeros(1)
     K = layer.V - 1 if n_competitors is None else layer.check_k(n_competitors, name="n_competitors")
     logs, flops, used = [], 0.0, []
     for comp in comps:
-        ks, _, _ = sequential_danger_order(comp, layer, max_competitors=K)
-        used.append(int(ks.size))
-        if ks.size == 0:
-            logs.append(0.0)
-            continue
-        A, c = layer.halfspaces(ks)
-        steps = [HalfspaceStep(A[i], float(c[i])) for i in range(ks.size)]
-        trace = propagate(
-            GaussianDensity(0.0, comp.mean, comp.cov), steps,
-            projector=moment_match_projector, claims=[None] * ks.size, budget=comps[0].d,
-        )
-        logs.append(trace.final.log_mass)
+        trace = adf_over_competitors(comp, layer, max_competitors=K)
+        used.append(len(trace.final.gaps.chosen))
+        logs.append(float(trace.final.log_mass))
         flops += trace.flops
     lp = float(logsumexp(np.asarray(logs) + logw))
-    return PolytopeEstimate(lp, 0.0, "adf", flops, {"competitors_used": used, "component_log_p": logs})
+    return PolytopeResult(lp, 0.0, "adf", flops=flops, diagnostics={"competitors_used": used, "component_log_p": logs})
 
 
 # --------------------------------------------------------------------------------------
 # dispatch by model type
 # --------------------------------------------------------------------------------------
-POLYTOPE_ESTIMATORS: Registry[Callable[..., PolytopeEstimate]] = Registry("polytope estimator")
+POLYTOPE_ESTIMATORS: Registry[Callable[..., PolytopeResult]] = Registry("polytope estimator")
 
 
 @POLYTOPE_ESTIMATORS.register(GaussianModel)
-def _gauss(model: GaussianModel, layer: FinalLayer, **kw: Any) -> PolytopeEstimate:
+def _gauss(model: GaussianModel, layer: FinalLayer, **kw: Any) -> PolytopeResult:
     return corrected_gaussian_probability(model, layer, **kw)
 
 
-@POLYTOPE_ESTIMATORS.register(GaussianMixtureModel)
-def _mixture(model: GaussianMixtureModel, layer: FinalLayer, *, n_samples: int = 2**13, seed: object = None, **kw: Any) -> PolytopeEstimate:
+@POLYTOPE_ESTIMATORS.register(GaussianMixture)
+def _mixture(model: GaussianMixture, layer: FinalLayer, *, n_samples: int = 2**13, seed: object = None, **kw: Any) -> PolytopeResult:
     """``sum_c pi_c P_c`` with ``n_samples / C`` draws per component (independent runs)."""
     rng = as_generator(seed)
     C = model.n_components
     per = max(n_samples // C, 2)
     lps, rels, flops, diags = [], [], 0.0, []
-    for k, comp in enumerate(model.components):
+    for k, comp in enumerate(mixture_components(model)):
         r = corrected_gaussian_probability(comp, layer, n_samples=per, seed=rng, **kw)
         lps.append(math.log(model.weights[k]) + r.log_probability)
         rels.append(r.relative_error if np.isfinite(r.log_probability) else 0.0)
@@ -386,32 +234,36 @@ def _mixture(model: GaussianMixtureModel, layer: FinalLayer, *, n_samples: int =
     lps_a = np.asarray(lps)
     lp = float(logsumexp(lps_a))
     if not np.isfinite(lp):
-        return PolytopeEstimate(-math.inf, math.inf, "mixture-tilt-is", flops, {"components": diags})
+        return PolytopeResult(-math.inf, math.inf, "mixture-tilt-is", flops=flops, diagnostics={"components": diags})
     share = np.exp(lps_a - lp)
     rel = float(np.sqrt(np.sum((share * np.asarray(rels)) ** 2)))
-    return PolytopeEstimate(lp, rel, "mixture-tilt-is", flops, {"components": diags, "shares": share.tolist()})
+    return PolytopeResult(
+        lp, rel, "mixture-tilt-is", flops=flops, diagnostics={"components": diags, "shares": share.tolist()}
+    )
 
 
 @POLYTOPE_ESTIMATORS.register(EmpiricalModel)
-def _empirical(model: EmpiricalModel, layer: FinalLayer, *, device: str | torch.device = "cpu", **kw: Any) -> PolytopeEstimate:
+def _empirical(model: EmpiricalModel, layer: FinalLayer, *, device: str | torch.device = "cpu", **kw: Any) -> PolytopeResult:
     hits = int(_event_torch(layer, model.x, device).sum())
     n = model.x.shape[0]
     lp = math.log(hits / n) if hits else -math.inf
     rel = math.sqrt((1 - hits / n) / hits) if hits else math.inf
-    return PolytopeEstimate(lp, rel, "empirical", 2.0 * n * layer.d * layer.V, {"hits": hits, "n": n})
+    return PolytopeResult(
+        lp, rel, "empirical", n_samples=n, flops=2.0 * n * layer.d * layer.V, diagnostics={"hits": hits, "n": n}
+    )
 
 
 @POLYTOPE_ESTIMATORS.register(ProductModel)
-def _product(model: ProductModel, layer: FinalLayer, *, device: str | torch.device = "cpu", **kw: Any) -> PolytopeEstimate:
+def _product(model: ProductModel, layer: FinalLayer, *, device: str | torch.device = "cpu", **kw: Any) -> PolytopeResult:
     from lowprob.lm_bridge.methods.qld import qld_from_activations
 
     x = torch.as_tensor(model.x, device=device)
     W, b = (torch.as_tensor(np.array(a), device=device) for a in (layer.W_U, layer.b_U))
     res = qld_from_activations(x, W, b, layer.target)
-    return PolytopeEstimate(res.log_p, 0.0, "product-qld", 0.0, {"pair_count": res.count, "status": res.status})
+    return PolytopeResult(res.log_p, 0.0, "product-qld", diagnostics={"pair_count": res.count, "status": res.status})
 
 
-def polytope_probability(model: Any, layer: FinalLayer, **options: Any) -> PolytopeEstimate:
+def polytope_probability(model: Any, layer: FinalLayer, **options: Any) -> PolytopeResult:
     """``P_M[argmax = t]`` by the estimator registered for ``type(model)`` (MRO-aware)."""
     if not isinstance(layer, FinalLayer):
         raise InputTypeError(f"layer must be a FinalLayer, got {type(layer).__name__}.")

@@ -1,4 +1,4 @@
-"""Tests of Botev's minimax tilting (lowprob/toy_models/tilting.py).
+"""Tests of Botev's minimax tilting (lowprob/gaussian_polytope.py).
 
 Oracles: closed forms (1-D intervals, independent orthants), the exact orthant quadrature of
 ``lowprob.toy_models.orthant`` (d <= 5), and large independent Monte Carlo for cones with more
@@ -16,14 +16,14 @@ import pytest
 from scipy import stats
 from scipy.special import log_ndtr, ndtr
 
+from lowprob import gaussian_polytope as T
 from lowprob.errors import InputValueError, LowprobError
-from lowprob.toy_models import tilting as T
-from lowprob.toy_models.orthant import orthant_probability
-from lowprob.toy_models.tilting import (
+from lowprob.gaussian_polytope import (
     TiltedPolytopeSampler,
     gaussian_polytope_probability,
     log_normal_interval,
 )
+from lowprob.toy_models.orthant import orthant_probability
 
 
 def test_log_normal_interval_matches_direct_and_tails():

@@ -1,0 +1,148 @@
+"""``wb-strat``: a last-token-conditioned Gaussian activation model, with exact mixture weights.
+
+A single Gaussian fit of the final activation ``x`` misses its multi-modal tails: the token at
+the last free position moves ``x`` by far more than the rest of the context does (it enters
+the residual stream directly, and its own attention query). So condition on it. With ``J``
+the last position whose law is not a constant, and ``q_J(v)`` its exact token probabilities
+from the spec, the activation model is the mixture with *known* labels and weights::
+
+    x | x_J = v  ~  N(m_v, S),        p_M = sum_v q_J(v) P_{N(m_v, S)}[A x + c > 0]
+
+with ``m_v`` the mean of ``n_v`` activations sampled from ``D`` conditioned on ``x_J = v`` (the
+other positions drawn from their own laws) and ``S`` the pooled within-stratum covariance
+(``sum_v sum_i (x_vi - m_v)(x_vi - m_v)^T / (n - #strata)``, regularised as in
+:func:`~.activation_models.sample_covariance`). Every stratum gets ``min_per_stratum`` samples,
+the rest of the budget is allocated proportionally to ``q_J`` (so the estimate does not rely on
+a stratum never seen). Each stratum's polytope probability is its ADF value (:mod:`.adf`, one
+pass, shared ``A_k S A_k^T``); the ``refine`` strata contributing most are then recomputed by
+top-K tilting with the unbiased IS correction (:func:`~.polytope.corrected_gaussian_probability`).
+
+Like the other pure white-box methods it is biased (the model is not the law of ``x``) and is
+meant to be calibrated by the bench's log-affine fit; ``std_error`` is ``None``. Cost: exactly
+``budget`` forwards through :class:`~lowprob.lm_bridge.budget.CountedModel`; the activation-space
+work is reported in ``diagnostics["activation_flops"]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import logsumexp
+
+from lowprob._validation import check_int
+from lowprob.errors import BudgetError, InputValueError
+from lowprob.lm_bridge.budget import CountedModel
+from lowprob.lm_bridge.distributions import CategoricalPosition
+from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
+from lowprob.lm_bridge.methods.registry import register_lm_method
+from lowprob.lm_bridge.problem import LMProblem, torch_generator
+from lowprob.lm_bridge.whitebox.activation_models import GaussianModel, _check_regularization
+from lowprob.lm_bridge.whitebox.adf import adf_over_competitors
+from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
+from lowprob.lm_bridge.whitebox.polytope import corrected_gaussian_probability
+
+__all__ = ["WhiteboxStratified", "allocate_strata", "last_free_position"]
+
+
+def last_free_position(problem: LMProblem) -> int:
+    """Index of the last position of the spec whose law has more than one token."""
+    free = [i for i, p in enumerate(problem.spec.positions) if isinstance(p, CategoricalPosition)
+            and int(np.count_nonzero(p.normalized > 0)) > 1]
+    if not free:
+        raise InputValueError("the spec has no free position (every position is a constant); nothing to stratify.")
+    return free[-1]
+
+
+def allocate_strata(q: np.ndarray, budget: int, min_per_stratum: int) -> np.ndarray:
+    """``n_v = min_per_stratum + floor(q_v * rest)``, the remainder to the largest ``q_v``; sums to ``budget``."""
+    S = q.size
+    rest = budget - S * min_per_stratum
+    if rest < 0:
+        raise BudgetError(
+            f"budget={budget!r} is below {S} strata x min_per_stratum={min_per_stratum} = {S * min_per_stratum}; "
+            "pass a larger budget or a smaller min_per_stratum."
+        )
+    n = min_per_stratum + np.floor(q * rest).astype(np.int64)
+    left = budget - int(n.sum())
+    order = np.lexsort((np.arange(S), -q))
+    n[order[:left]] += 1
+    return n
+
+
+@register_lm_method("wb-strat")
+class WhiteboxStratified(LMMethodBase):
+    """Gaussian per last-free-token stratum, shared covariance, exact stratum weights (module doc)."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 1024,
+        regularization: float = 1e-6,
+        min_per_stratum: int = 8,
+        refine: int = 4,
+        K: int = 16,
+        n_is: int = 2**12,
+    ) -> None:
+        super().__init__(batch_size=batch_size)
+        self.regularization = _check_regularization(regularization)
+        self.min_per_stratum = check_int("min_per_stratum", min_per_stratum, minimum=2)
+        self.refine = check_int("refine", refine, minimum=0)
+        self.K = check_int("K", K, minimum=1)
+        self.n_is = check_int("n_is", n_is, minimum=2)
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        J = last_free_position(problem)
+        pos = problem.spec.positions[J]
+        keep = pos.normalized > 0
+        toks, q = np.asarray(pos.tokens)[keep], pos.normalized[keep]
+        n_v = allocate_strata(q, budget, self.min_per_stratum)
+        labels = np.repeat(np.arange(q.size), n_v)
+        gen = torch_generator(rng, problem.device)
+        xs = []
+        for s in range(0, budget, self.batch_size):
+            lab = labels[s : s + self.batch_size]
+            tokens = problem.spec.sample(lab.size, gen, device=problem.device)
+            tokens[:, J] = tokens.new_tensor(toks[lab])  # D conditioned on x_J = v
+            xs.append(model.final_activations(tokens).double().cpu().numpy())
+        x = np.concatenate(xs)
+        sums = np.zeros((q.size, x.shape[1]))
+        np.add.at(sums, labels, x)
+        means = sums / n_v[:, None]
+        xc = x - means[labels]
+        S = xc.T @ xc / max(budget - q.size, 1)
+        gm = GaussianModel.from_moments(means.mean(0), 0.5 * (S + S.T), regularization=self.regularization)
+        layer = FinalLayer.from_problem(problem)
+        A, _ = layer.halfspaces()
+        AL = A @ gm.chol
+        gap_var = np.einsum("ij,ij->i", AL, AL)
+        flops = 2.0 * A.size * layer.d
+        log_pv = np.empty(q.size)
+        for v in range(q.size):
+            trace = adf_over_competitors(GaussianModel(means[v], gm.cov, gm.chol), layer, gap_var=gap_var)
+            log_pv[v] = trace.final.log_mass
+            flops += trace.flops
+        contrib = np.log(q) + log_pv
+        refined: list[int] = []
+        if self.refine and np.isfinite(contrib).any():
+            for v in np.lexsort((np.arange(q.size), -contrib))[: self.refine]:
+                if not np.isfinite(contrib[v]):
+                    break
+                est = corrected_gaussian_probability(
+                    GaussianModel(means[v], gm.cov, gm.chol), layer, K=min(self.K, layer.V - 1),
+                    n_samples=self.n_is, seed=rng, device=problem.device,
+                )
+                log_pv[v] = est.log_probability
+                flops += est.flops
+                refined.append(int(toks[v]))
+            contrib = np.log(q) + log_pv
+        lp = float(logsumexp(contrib)) if np.isfinite(contrib).any() else -math.inf
+        top = np.lexsort((np.arange(q.size), -contrib))[:5]
+        return MethodResult(
+            log_value=lp, std_error=None, samples=budget,
+            diagnostics={
+                "stratified_position": J, "n_strata": int(q.size), "refined_tokens": refined,
+                "top_strata": {int(toks[v]): float(contrib[v]) for v in top},
+                "activation_flops": flops, "polytope_method": "strata-adf+tilt-is",
+            },
+        )
