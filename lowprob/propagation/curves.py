@@ -260,6 +260,10 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
             "seconds_per_instance": float(inst.weights @ res.seconds),
             "wall_seconds_total": wall,
             "precomputation_flops": float(res.precomputation_flops),
+            # instance-independent precomputation, amortised over the instances of this run
+            "precomputation_amortised_over": int(inst.W.shape[0]),
+            "flops_per_instance_incl_precomputation": float(inst.weights @ res.flops)
+            + float(res.precomputation_flops) / inst.W.shape[0],
         }
         methods.setdefault(meth, {"points": []})["points"].append(entry)
         log(
@@ -354,6 +358,9 @@ def _equal_flops_rows(methods: dict[str, Any], method: str, trivial: float) -> l
             "nmse_ci95": p["nmse_ci95"], "sampling_flops_per_sample": fs,
             "sampling_nmse_at_equal_flops": s, "ratio_over_sampling": p["nmse"] / s,
             "below_sampling": bool(p["nmse_ci95"][1] < s),
+            "precomputation_flops": p.get("precomputation_flops", 0.0),
+            "precomputation_amortised_over": p.get("precomputation_amortised_over"),
+            "ratio_over_sampling_incl_precomputation": p["nmse"] * p.get("flops_per_instance_incl_precomputation", f) / fs,
             "ci_below_trivial": bool(p["nmse_ci95"][1] < trivial),
         })
     return rows

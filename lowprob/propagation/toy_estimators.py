@@ -44,6 +44,11 @@ from lowprob.propagation.harmonic_density import (
 )
 from lowprob.propagation.hermite_density import HermiteDensity, hermite_truncation
 from lowprob.propagation.loop import PropagationTrace, backward_claims, propagate
+from lowprob.propagation.quaternion_density import (
+    QuaternionHarmonicDensity,
+    QuaternionHarmonicProduct,
+    quaternion_block_projector,
+)
 from lowprob.propagation.sample_cloud import SampleCloud, drop_dead_samples
 from lowprob.propagation.steps import RandomHalfspaceStep, halfspace_steps
 from lowprob.sketching.claims import RandomHalfspaceProduct
@@ -52,6 +57,8 @@ from lowprob.toy_models.registry import TOY_ESTIMATORS
 
 __all__ = [
     "BatchResult",
+    "ClenshawKernelEstimator",
+    "KERNEL_ROTATED_REPRESENTATIONS",
     "HermiteEstimator",
     "KernelEstimator",
     "SamplingEstimator",
@@ -195,11 +202,37 @@ class KernelEstimator(ToyPropagationEstimator):
                 "Use 'hermite' or 'sampling'."
             )
 
-    def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> HarmonicDensity:
+    rotated: bool = True
+
+    def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> Any:
+        if self.rotated and n in KERNEL_ROTATED_REPRESENTATIONS:
+            return KERNEL_ROTATED_REPRESENTATIONS[n][0].uniform(batch)
         return HarmonicDensity.uniform(n, batch)
 
     def _projector(self) -> Any:
-        return harmonic_block_projector
+        return _kernel_projector
+
+
+def _kernel_projector(rep: Any, claims: Any, budget: int, flops: Any) -> Any:
+    """Dispatch on the representation type (rotated-frame blocks where available, else Clenshaw)."""
+    for dens, prod, proj in KERNEL_ROTATED_REPRESENTATIONS.values():
+        if isinstance(rep, (dens, prod)):
+            return proj(rep, claims, budget, flops)
+    return harmonic_block_projector(rep, claims, budget, flops)
+
+
+#: ``n -> (density type, product type, projector)`` for dimensions with fast rotated products.
+KERNEL_ROTATED_REPRESENTATIONS: dict[int, tuple[Any, Any, Any]] = {
+    4: (QuaternionHarmonicDensity, QuaternionHarmonicProduct, quaternion_block_projector),
+}
+
+
+@dataclass
+class ClenshawKernelEstimator(KernelEstimator):
+    """The ``kernel`` scheme with the reference Clenshaw product in every dimension (no rotations)."""
+
+    name: str = "kernel_clenshaw"
+    rotated: bool = False
 
 
 @dataclass
@@ -260,5 +293,6 @@ class SamplingEstimator(ToyPropagationEstimator):
 
 
 TOY_ESTIMATORS.add("kernel", KernelEstimator)
+TOY_ESTIMATORS.add("kernel_clenshaw", ClenshawKernelEstimator)
 TOY_ESTIMATORS.add("hermite", HermiteEstimator)
 TOY_ESTIMATORS.add("sampling", SamplingEstimator)
