@@ -31,8 +31,10 @@ def _executed_and_counted(method: str, W: np.ndarray, budget: int) -> tuple[floa
         ("hermite", 4, 6, 126),    # D = 5
         ("hermite", 8, 4, 165),    # D = 3
         ("hermite", 16, 3, 153),   # D = 2
-        ("kernel", 3, 6, 25),
-        ("kernel", 4, 6, 91),
+        ("kernel", 3, 6, 25),          # Clenshaw route (n != 4)
+        ("kernel", 4, 6, 91),          # rotated (quaternion) route
+        ("kernel", 4, 6, 285),
+        ("kernel_clenshaw", 4, 6, 91),
         ("kernel", 5, 4, 50),
     ],
 )
