@@ -21,7 +21,6 @@ samples than any method gets; its noise floor is reported in the output.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -31,15 +30,18 @@ from typing import Any
 
 import numpy as np
 
+from lowprob._io import atomic_write_json
 from lowprob._progress import progress
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputValueError
-from lowprob.estimate import json_default
+from lowprob.registry import Registry
 from lowprob.toy_models.instance_stats import instance_statistics, wendel_feasibility_probability
 from lowprob.toy_models.registry import get_toy_estimator
 
 __all__ = [
+    "CURVE_PROBLEMS",
     "CurveConfig",
+    "CurveProblem",
     "DEFAULT_BUDGETS",
     "InstanceSet",
     "draw_instances",
@@ -76,6 +78,7 @@ class CurveConfig:
     truth_samples: int = 2**17
     feasible_share: float = 0.5
     fit_from: dict[str, int] = field(default_factory=dict)
+    problem: str = "halfspace"
 
     def budgets_for(self, method: str) -> tuple[int, ...]:
         if method in self.budgets:
@@ -95,6 +98,28 @@ class InstanceSet:
     feasible: np.ndarray  # (N,) bool
     weights: np.ndarray  # (N,)
     truth_method: str
+
+
+@dataclass(frozen=True)
+class CurveProblem:
+    """A random-instance family the curves (and the win map) can run on.
+
+    ``draw(config, show_progress) -> InstanceSet`` (instances with truth and stratum weights),
+    ``statistics(d, m)`` -> an object with ``mean_p_one_minus_p``, ``trivial_mse_ratio`` and
+    ``to_dict()`` (exact instance statistics: the nMSE denominator and the trivial level),
+    ``estimator(method)`` -> an object with ``estimate_batch(W, budget, seed=...)`` returning a
+    :class:`~lowprob.propagation.toy_estimators.BatchResult`. Register a new family with
+    ``CURVE_PROBLEMS.add(name, CurveProblem(...))`` and select it with ``CurveConfig(problem=name)``.
+    """
+
+    draw: Any
+    statistics: Any
+    estimator: Any
+    description: str = ""
+
+
+#: problem name -> :class:`CurveProblem` (``halfspace`` is registered below).
+CURVE_PROBLEMS: Registry[CurveProblem] = Registry("curve problem")
 
 
 def feasible_mask(W: np.ndarray) -> np.ndarray:
@@ -230,8 +255,9 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         def log(msg: str) -> None:
             print(msg, flush=True)
     t_start = time.perf_counter()
-    stats = instance_statistics(config.d, config.m)
-    inst = draw_instances(config, show_progress=show_progress)
+    problem = CURVE_PROBLEMS.get(config.problem)
+    stats = problem.statistics(config.d, config.m)
+    inst = problem.draw(config, show_progress)
     log(f"instances: {inst.W.shape[0]} ({int(inst.feasible.sum())} feasible); truth: {inst.truth_method}")
     denom = stats.mean_p_one_minus_p
     rng = np.random.default_rng([config.seed, 1])
@@ -240,7 +266,7 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
     tasks = [(meth, K) for meth in config.methods for K in config.budgets_for(meth)]
     sq_err: dict[str, list[np.ndarray]] = {}
     for meth, K in progress(tasks, total=len(tasks), desc="methods x budgets", enabled=show_progress):
-        est = get_toy_estimator(meth)
+        est = problem.estimator(meth)
         t0 = time.perf_counter()
         res = est.estimate_batch(inst.W, K, seed=np.random.default_rng([config.seed, 2, K]))
         wall = time.perf_counter() - t0
@@ -289,7 +315,9 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         rec["slope_vs_budget"] = {"slope": slope, "ci95": [float(lo), float(hi)], "fit_budgets": K[use].astype(int).tolist()}
         F = np.array([p["flops_per_instance"] for p in pts])
         if np.all(F[use] > 0):
-            rec["slope_vs_flops"] = {"slope": float(fit_slope(F[use], y[use]))}
+            sf = fit_slope(F[use], yb[:, use])
+            flo, fhi = np.percentile(sf, [2.5, 97.5])
+            rec["slope_vs_flops"] = {"slope": float(fit_slope(F[use], y[use])), "ci95": [float(flo), float(fhi)]}
         log(f"  slope {meth}: {slope:+.3f}  95% CI [{lo:+.3f}, {hi:+.3f}]  (budgets {K[use].astype(int).tolist()})")
     out = {
         "config": {**asdict(config), "methods": list(config.methods),
@@ -368,9 +396,6 @@ def _equal_flops_rows(methods: dict[str, Any], method: str, trivial: float) -> l
 
 def plot_curves(result: dict[str, Any], path: str | Path) -> None:
     """Three log-log panels: nMSE vs budget, vs counted FLOPs, vs seconds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
@@ -426,7 +451,7 @@ def write_results(result: dict[str, Any], out: str | Path, stem: str = "curves")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jp, pp = out / f"{stem}.json", out / f"{stem}.png"
-    jp.write_text(json.dumps(result, indent=1, default=json_default))
+    atomic_write_json(jp, result, indent=1)
     plot_curves(result, pp)
     return jp, pp
 
@@ -446,3 +471,11 @@ def parse_budgets(spec: Sequence[str]) -> dict[str, tuple[int, ...]]:
             raise InputValueError(f"--budgets {item!r}: budgets must be integers >= 1.")
         out[meth.strip()] = ks
     return out
+
+
+CURVE_PROBLEMS.add("halfspace", CurveProblem(
+    draw=lambda config, show_progress=None: draw_instances(config, show_progress=show_progress),
+    statistics=instance_statistics,
+    estimator=get_toy_estimator,
+    description="random halfspace products: W (m x d) i.i.d. N(0, 1), p = P[Wx > 0], x ~ N(0, I_d)",
+))
