@@ -62,6 +62,7 @@ __all__ = [
     "HermiteProduct",
     "halfspace_hermite_coefficients",
     "hermite_degree_for_budget",
+    "embed_hermite",
     "hermite_truncation",
 ]
 
@@ -364,18 +365,58 @@ def _line_product_matrix(a: np.ndarray, D: int, Dp: int, flops: FlopCounter) -> 
     return M
 
 
+@lru_cache(maxsize=64)
+def _embedding(n_from: int, n_to: int, degree: int) -> np.ndarray:
+    """Positions of ``(alpha, 0, ..., 0)`` in the graded ``n_to``-variable basis, for the graded
+    ``n_from``-variable multi-indices ``alpha`` of degree ``<= degree``."""
+    small = _compositions_upto(n_from, degree)
+    big = {a: i for i, a in enumerate(_compositions_upto(n_to, degree))}
+    pad = (0,) * (n_to - n_from)
+    return np.array([big[a + pad] for a in small], dtype=np.int64)
+
+
+def _compositions_upto(n: int, degree: int) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = []
+    for deg in range(degree + 1):
+        out.extend(_compositions(deg, n))
+    return out
+
+
+def embed_hermite(rep: HermiteDensity, n: int) -> HermiteDensity:
+    """The same function as a density in ``n >= rep.n`` variables (it does not depend on the new
+    ones: ``He_0 = 1``), exact; a scatter, so no FLOPs."""
+    if n == rep.n:
+        return rep
+    idx = _embedding(rep.n, n, rep.degree)
+    out = np.zeros((rep.coefficients.shape[0], hermite_dimension(n, rep.degree)))
+    out[:, idx] = rep.coefficients
+    return HermiteDensity(n, rep.degree, out)
+
+
 @register_deduction(HalfspaceStep, HermiteDensity)
 def _halfspace_times_hermite(rep: HermiteDensity, step: HalfspaceStep, flops: FlopCounter) -> HermiteProduct:
+    """Lazy product. Densities may live on the first ``k`` coordinates only (subspace route): a
+    step with more coordinates embeds the density; a step with fewer is zero-padded."""
+    if step.n > rep.n:
+        rep = embed_hermite(rep, step.n)
+    elif step.n < rep.n:
+        u = np.zeros(step.normal.shape[:-1] + (rep.n,))
+        u[..., : step.n] = step.normal
+        step = HalfspaceStep(u, step.offset)
     return HermiteProduct(rep, step)
 
 
 def hermite_truncation(rep: Any, claims: Any, budget: int, flops: FlopCounter) -> HermiteDensity:
     """Projector: truncate to the largest degree ``D`` with ``C(D + n, n) <= budget``.
 
-    When the claims are only the constant (``claims.m == 0``) only ``c_0`` is kept.
+    When the claims are only the constant (``claims.m == 0``) only ``c_0`` is kept. The degree
+    is set by the claims' dimension when they have one (``claims.dim``), so a density carried in
+    fewer variables (the subspace route) is truncated at the same degree as the full one.
     """
     n = rep.density.n if isinstance(rep, HermiteProduct) else rep.n
-    degree = 0 if getattr(claims, "m", None) == 0 else hermite_degree_for_budget(n, budget)
+    n_claims = getattr(claims, "dim", None)
+    n_deg = int(n_claims) if isinstance(n_claims, (int, np.integer)) else n
+    degree = 0 if getattr(claims, "m", None) == 0 else hermite_degree_for_budget(n_deg, budget)
     if isinstance(rep, HermiteProduct):
         return rep.project(degree, flops)
     keep = hermite_dimension(n, min(degree, rep.degree))
