@@ -30,7 +30,8 @@ def _executed_and_counted(method: str, W: np.ndarray, budget: int) -> tuple[floa
         ("hermite", 4, 6, 35),     # D = 3
         ("hermite", 4, 6, 126),    # D = 5
         ("hermite", 8, 4, 165),    # D = 3
-        ("hermite", 16, 3, 153),   # D = 2
+        ("hermite", 16, 3, 153),   # D = 2 (subspace route)
+        ("hermite_full", 8, 4, 165),
         ("kernel", 3, 6, 25),          # Clenshaw route (n != 4)
         ("kernel", 4, 6, 91),          # rotated (quaternion) route
         ("kernel", 4, 6, 285),
