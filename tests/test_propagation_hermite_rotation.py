@@ -32,3 +32,26 @@ def test_rotated_product_equals_clenshaw(n, D, Dp):
     assert rot.shape == ref.shape == (B, hermite_dimension(n, Dp))
     assert np.max(np.abs(rot - ref)) < 1e-12 * max(1.0, np.max(np.abs(ref)))
     assert f_rot.online > 0 and "hermite_rotate" in f_rot.by_label
+
+
+@pytest.mark.parametrize("n, m, K, bias", [(4, 7, 35, False), (6, 4, 84, True), (8, 8, 165, False), (5, 12, 56, True)])
+def test_subspace_route_equals_full(n, m, K, bias):
+    """In the QR frame the density after i steps depends on i coordinates: same estimates, fewer FLOPs."""
+    from lowprob.toy_models.registry import get_toy_estimator
+
+    rng = np.random.default_rng([n, m, K])
+    W = rng.standard_normal((3, m, n))
+    sub = get_toy_estimator("hermite")
+    full = get_toy_estimator("hermite_full")
+    if bias:
+        from lowprob.toy_models.halfspace import HalfspaceToy
+
+        toy = HalfspaceToy(W[0], 0.3 * rng.standard_normal(m))
+        a, b = sub.estimate(toy, K), full.estimate(toy, K)
+        assert abs(a.value - b.value) < 1e-12 * max(1.0, abs(b.value))
+        assert max(a.diagnostics["terms_per_step"]) <= K
+    else:
+        a, b = sub.estimate_batch(W, K), full.estimate_batch(W, K)
+        assert np.max(np.abs(a.values - b.values)) < 1e-12
+        if m >= n >= 8:
+            assert a.flops[0] < 0.6 * b.flops[0]

@@ -32,6 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Monte Carlo truth samples per instance when d > 4 (default 131072)")
     p.add_argument("--stem", default="curves", help="output file stem (default curves)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--problem", default="halfspace",
+                   help="random-instance family from lowprob.propagation.curves.CURVE_PROBLEMS (default halfspace)")
+    g = p.add_argument_group("win map (--grid)")
+    g.add_argument("--grid", action="store_true",
+                   help="run the win map over n x m cells and write <out>/winmap.json and <out>/winmap.png "
+                   "(resumable: finished cells in <out>/winmap_cells/ are reused)")
+    g.add_argument("--grid-ns", default="4,8,16,32,64", help="dimensions n (default 4,8,16,32,64)")
+    g.add_argument("--grid-ratios", default="1,2,4", help="m/n ratios (default 1,2,4)")
+    g.add_argument("--grid-instances", type=int, default=40, help="instances per cell (default 40)")
     p.set_defaults(func=_run)
 
 
@@ -69,6 +78,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.stem or any(c in args.stem for c in "/\\") or args.stem in (".", ".."):
         raise InputValueError(f"--stem must be a plain file name without '/', got {args.stem!r}.")
+    if args.grid:
+        return _run_grid(args)
+
     cfg = CurveConfig(
         d=check_int("--d", args.d, minimum=2),
         m=check_int("--m", args.m, minimum=1),
@@ -78,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=check_seed("--seed", args.seed),
         bootstrap=check_int("--bootstrap", args.bootstrap, minimum=10),
         truth_samples=check_int("--truth-samples", args.truth_samples, minimum=1),
+        problem=args.problem,
     )
     if cfg.d * cfg.m * cfg.instances > 10**9:
         raise InputValueError(
@@ -95,4 +108,30 @@ def _run(args: argparse.Namespace) -> int:
             f"(ratio {row['ratio_kernel_over_sampling']:.2f})"
         )
     print(f"wrote {jp} and {pp} in {result['seconds_total']:.0f} s", file=sys.stderr)
+    return 0
+
+
+def _run_grid(args: argparse.Namespace) -> int:
+    from lowprob._validation import check_int
+    from lowprob.propagation.curves import parse_budgets
+    from lowprob.propagation.winmap import GridConfig, parse_grid_ints, run_grid
+
+    ns = parse_grid_ints("--grid-ns", args.grid_ns)
+    user = parse_budgets(args.budgets)
+    cfg = GridConfig(
+        ns=ns,
+        ratios=parse_grid_ints("--grid-ratios", args.grid_ratios),
+        instances=check_int("--grid-instances", args.grid_instances, minimum=2),
+        methods=tuple(args.methods),
+        problem=args.problem,
+        seed=check_int("--seed", args.seed, minimum=0),
+        bootstrap=check_int("--bootstrap", args.bootstrap, minimum=10),
+        truth_samples=check_int("--truth-samples", args.truth_samples, minimum=1),
+        budgets={meth: {n: ks for n in ns} for meth, ks in user.items()},
+    )
+    rec = run_grid(cfg, args.out, show_progress=not args.no_progress)
+    t = rec["targets"]
+    print(f"competing at every budget (n >= 16) met in: {t['competing_met_in_cells'] or 'no cell'}")
+    print(f"kernel 4x16 within 5x of sampling at >= 1e6 FLOPs: {t['kernel_4x16_within_5x']}")
+    print(f"wrote {args.out}/winmap.json and {args.out}/winmap.png (complete: {rec['complete']})", file=sys.stderr)
     return 0

@@ -34,11 +34,14 @@ from lowprob._io import atomic_write_json
 from lowprob._progress import progress
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputValueError
+from lowprob.registry import Registry
 from lowprob.toy_models.instance_stats import instance_statistics, wendel_feasibility_probability
 from lowprob.toy_models.registry import get_toy_estimator
 
 __all__ = [
+    "CURVE_PROBLEMS",
     "CurveConfig",
+    "CurveProblem",
     "DEFAULT_BUDGETS",
     "InstanceSet",
     "draw_instances",
@@ -75,6 +78,7 @@ class CurveConfig:
     truth_samples: int = 2**17
     feasible_share: float = 0.5
     fit_from: dict[str, int] = field(default_factory=dict)
+    problem: str = "halfspace"
 
     def budgets_for(self, method: str) -> tuple[int, ...]:
         if method in self.budgets:
@@ -94,6 +98,28 @@ class InstanceSet:
     feasible: np.ndarray  # (N,) bool
     weights: np.ndarray  # (N,)
     truth_method: str
+
+
+@dataclass(frozen=True)
+class CurveProblem:
+    """A random-instance family the curves (and the win map) can run on.
+
+    ``draw(config, show_progress) -> InstanceSet`` (instances with truth and stratum weights),
+    ``statistics(d, m)`` -> an object with ``mean_p_one_minus_p``, ``trivial_mse_ratio`` and
+    ``to_dict()`` (exact instance statistics: the nMSE denominator and the trivial level),
+    ``estimator(method)`` -> an object with ``estimate_batch(W, budget, seed=...)`` returning a
+    :class:`~lowprob.propagation.toy_estimators.BatchResult`. Register a new family with
+    ``CURVE_PROBLEMS.add(name, CurveProblem(...))`` and select it with ``CurveConfig(problem=name)``.
+    """
+
+    draw: Any
+    statistics: Any
+    estimator: Any
+    description: str = ""
+
+
+#: problem name -> :class:`CurveProblem` (``halfspace`` is registered below).
+CURVE_PROBLEMS: Registry[CurveProblem] = Registry("curve problem")
 
 
 def feasible_mask(W: np.ndarray) -> np.ndarray:
@@ -229,8 +255,9 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         def log(msg: str) -> None:
             print(msg, flush=True)
     t_start = time.perf_counter()
-    stats = instance_statistics(config.d, config.m)
-    inst = draw_instances(config, show_progress=show_progress)
+    problem = CURVE_PROBLEMS.get(config.problem)
+    stats = problem.statistics(config.d, config.m)
+    inst = problem.draw(config, show_progress)
     log(f"instances: {inst.W.shape[0]} ({int(inst.feasible.sum())} feasible); truth: {inst.truth_method}")
     denom = stats.mean_p_one_minus_p
     rng = np.random.default_rng([config.seed, 1])
@@ -239,7 +266,7 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
     tasks = [(meth, K) for meth in config.methods for K in config.budgets_for(meth)]
     sq_err: dict[str, list[np.ndarray]] = {}
     for meth, K in progress(tasks, total=len(tasks), desc="methods x budgets", enabled=show_progress):
-        est = get_toy_estimator(meth)
+        est = problem.estimator(meth)
         t0 = time.perf_counter()
         res = est.estimate_batch(inst.W, K, seed=np.random.default_rng([config.seed, 2, K]))
         wall = time.perf_counter() - t0
@@ -259,6 +286,10 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
             "seconds_per_instance": float(inst.weights @ res.seconds),
             "wall_seconds_total": wall,
             "precomputation_flops": float(res.precomputation_flops),
+            # instance-independent precomputation, amortised over the instances of this run
+            "precomputation_amortised_over": int(inst.W.shape[0]),
+            "flops_per_instance_incl_precomputation": float(inst.weights @ res.flops)
+            + float(res.precomputation_flops) / inst.W.shape[0],
         }
         methods.setdefault(meth, {"points": []})["points"].append(entry)
         log(
@@ -284,7 +315,9 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         rec["slope_vs_budget"] = {"slope": slope, "ci95": [float(lo), float(hi)], "fit_budgets": K[use].astype(int).tolist()}
         F = np.array([p["flops_per_instance"] for p in pts])
         if np.all(F[use] > 0):
-            rec["slope_vs_flops"] = {"slope": float(fit_slope(F[use], y[use]))}
+            sf = fit_slope(F[use], yb[:, use])
+            flo, fhi = np.percentile(sf, [2.5, 97.5])
+            rec["slope_vs_flops"] = {"slope": float(fit_slope(F[use], y[use])), "ci95": [float(flo), float(fhi)]}
         log(f"  slope {meth}: {slope:+.3f}  95% CI [{lo:+.3f}, {hi:+.3f}]  (budgets {K[use].astype(int).tolist()})")
     out = {
         "config": {**asdict(config), "methods": list(config.methods),
@@ -353,6 +386,9 @@ def _equal_flops_rows(methods: dict[str, Any], method: str, trivial: float) -> l
             "nmse_ci95": p["nmse_ci95"], "sampling_flops_per_sample": fs,
             "sampling_nmse_at_equal_flops": s, "ratio_over_sampling": p["nmse"] / s,
             "below_sampling": bool(p["nmse_ci95"][1] < s),
+            "precomputation_flops": p.get("precomputation_flops", 0.0),
+            "precomputation_amortised_over": p.get("precomputation_amortised_over"),
+            "ratio_over_sampling_incl_precomputation": p["nmse"] * p.get("flops_per_instance_incl_precomputation", f) / fs,
             "ci_below_trivial": bool(p["nmse_ci95"][1] < trivial),
         })
     return rows
@@ -435,3 +471,11 @@ def parse_budgets(spec: Sequence[str]) -> dict[str, tuple[int, ...]]:
             raise InputValueError(f"--budgets {item!r}: budgets must be integers >= 1.")
         out[meth.strip()] = ks
     return out
+
+
+CURVE_PROBLEMS.add("halfspace", CurveProblem(
+    draw=lambda config, show_progress=None: draw_instances(config, show_progress=show_progress),
+    statistics=instance_statistics,
+    estimator=get_toy_estimator,
+    description="random halfspace products: W (m x d) i.i.d. N(0, 1), p = P[Wx > 0], x ~ N(0, I_d)",
+))

@@ -48,6 +48,7 @@ from scipy.special import roots_legendre
 
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError, NumericalError, UnavailableError
+from lowprob.propagation import executed
 from lowprob.propagation.flops import FlopCounter
 from lowprob.propagation.loop import register_deduction
 from lowprob.propagation.steps import HalfspaceStep
@@ -230,22 +231,22 @@ class HarmonicProduct:
             if nxt.shape[0]:
                 Ak = 1.0 if k == 0 else (2 * k + n - 2) / (k + n - 2)
                 stacked, nnz = ops.stacked(dim, nxt.shape[0])
-                prod = (stacked @ nxt).reshape(n, dim, B)
-                cur = prod[0] * uT[0]
+                prod = executed.spmm(stacked, nxt, "harmonic_T").reshape(n, dim, B)
+                cur = executed.mul(prod[0], uT[0], "harmonic_T")
                 for j in range(1, n):
-                    cur += prod[j] * uT[j]
+                    cur = executed.axpy(uT[j], prod[j], cur, "harmonic_T")
                 if Ak != 1.0:
-                    cur *= Ak
+                    cur = executed.mul(cur, Ak, "harmonic_T")
                 flops.add(2 * nnz + 2 * n * dim + (dim if Ak != 1.0 else 0), "harmonic_T")
             else:
                 cur = np.zeros((dim, B))
             if a[k] != 0.0:
-                cur[:lg] += a[k] * gc[:lg]
+                cur[:lg] = executed.axpy(a[k], gc[:lg], cur[:lg], "harmonic_axpy")
                 flops.add(2 * lg, "harmonic_axpy")
             if nxt2.shape[0]:
                 Bk1 = -(k + 1) / (k + 1 + n - 2)
                 l2 = min(dim, nxt2.shape[0])
-                cur[:l2] += Bk1 * nxt2[:l2]
+                cur[:l2] = executed.axpy(Bk1, nxt2[:l2], cur[:l2], "harmonic_axpy")
                 flops.add(2 * l2, "harmonic_axpy")
             nxt2, nxt = nxt, cur
         nxt = nxt.T

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 from scipy.special import eval_hermitenorm, log_ndtr
 
+from lowprob.propagation import executed
 from lowprob.propagation.flops import FlopCounter
 from lowprob.propagation.loop import register_deduction
 from lowprob.propagation.steps import HalfspaceStep
@@ -61,6 +62,7 @@ __all__ = [
     "HermiteProduct",
     "halfspace_hermite_coefficients",
     "hermite_degree_for_budget",
+    "embed_hermite",
     "hermite_truncation",
 ]
 
@@ -196,13 +198,13 @@ class HermiteProduct:
     def project(self, degree: int, flops: FlopCounter) -> HermiteDensity:
         """``P_{<= degree}(g h)`` exactly, by the rotated line product (see module docstring).
 
-        Falls back to :meth:`project_clenshaw` when a full degree-``max(D, D')`` tensor would
-        exceed ``2^24`` entries.
+        Falls back to :meth:`project_clenshaw` when the degree-``max(D, D')`` basis has more than
+        ``2^21`` terms (the index tables would not fit comfortably).
         """
         g, D, Dp = self.density, self.density.degree, int(degree)
         n, B = g.n, g.coefficients.shape[0]
         M = max(D, Dp)
-        if n**M > 2**24:
+        if hermite_dimension(n, M) > 2**21:
             return self.project_clenshaw(degree, flops)
         tables = _rotation_tables(n, M)
         u = np.broadcast_to(self.step.normal, (B, n)).astype(np.float64)
@@ -214,19 +216,17 @@ class HermiteProduct:
         flops.add(5 * n, "hermite_rotate")
         y = _householder_transform(g.coefficients, v, D, tables, flops)
         a = halfspace_hermite_coefficients(beta, D + Dp) * sgn[:, None] ** np.arange(D + Dp + 1)
-        line_mat = _line_product_matrix(a, D, Dp)  # (B, Dp+1, D+1)
-        sel = tables.rest_degree <= min(D, Dp)
-        dim_in, dim_out = hermite_dimension(n, D), hermite_dimension(n, Dp)
-        lin = tables.line[sel, : D + 1]
-        lin = np.where((lin >= 0) & (lin < dim_in), lin, dim_in)
-        ypad = np.concatenate([y, np.zeros((B, 1))], axis=1)
-        prod = np.einsum("bpq,brq->brp", line_mat, ypad[:, lin])  # (B, R, Dp+1)
-        lout = tables.line[sel, : Dp + 1]
-        ok = (lout >= 0) & (lout < dim_out)
+        line_mat = _line_product_matrix(a, D, Dp, flops)  # (B, Dp+1, D+1)
+        dim_out = hermite_dimension(n, Dp)
         out = np.zeros((B, dim_out))
-        out[:, lout[ok]] = prod[:, ok]
-        r = tables.rest_degree[sel]
-        flops.add(float(np.sum(2 * (D - r + 1) * (Dp - r + 1))), "hermite_line")
+        # One contraction per rest degree r: lines (b, alpha_rest) with |alpha_rest| = r have
+        # exactly D - r + 1 inputs and Dp - r + 1 outputs, so nothing padded is multiplied.
+        for r in range(min(D, Dp) + 1):
+            lines = tables.line[tables.rest_degree == r]
+            lin, lout = lines[:, : D - r + 1], lines[:, : Dp - r + 1]
+            prod = executed.einsum("bpq,brq->brp", line_mat[:, : Dp - r + 1, : D - r + 1], y[:, lin], "hermite_line")
+            out[:, lout.ravel()] = prod.reshape(B, -1)
+            flops.add(2.0 * lines.shape[0] * (D - r + 1) * (Dp - r + 1), "hermite_line")
         return HermiteDensity(n, Dp, _householder_transform(out, v, Dp, tables, flops))
 
     def project_clenshaw(self, degree: int, flops: FlopCounter) -> HermiteDensity:
@@ -281,6 +281,17 @@ class _RotationTables:
             for b in range(M + 1 - int(deg[a])):
                 self.line[r_id, b] = index[(b, *tail)]
         self.rest_degree = deg[rest]
+        # shift_up[r][i] = (dst, src): positions alpha (|alpha| = r, alpha_i > 0) in the degree-r
+        # block and of alpha - e_i in the degree-(r-1) block (the multiplication by z_i).
+        self.shift_up: list[list[tuple[np.ndarray, np.ndarray]]] = [[]]
+        for r in range(1, M + 1):
+            lo, hi, lo1 = hermite_dimension(n, r - 1), hermite_dimension(n, r), hermite_dimension(n, r - 2)
+            pairs = []
+            for i in range(n):
+                dn = basis.down[i, lo:hi]
+                dst = np.flatnonzero(dn >= 0)
+                pairs.append((dst, dn[dst] - lo1))
+            self.shift_up.append(pairs)
 
 
 @lru_cache(maxsize=8)
@@ -309,35 +320,34 @@ def _householder_transform(c: np.ndarray, v: np.ndarray, degree: int, tables: _R
     B = c.shape[0]
     out = np.empty((B, off[-1]))
     out[:, :1] = c[:, :1]
-    cpad = np.concatenate([c[:, : off[-1]], np.zeros((B, 1))], axis=1)
     for k in range(1, degree + 1):
-        E = [cpad[:, off[k] : off[k + 1]]]  # E_0 = P (degree k)
+        E = [c[:, off[k] : off[k + 1]]]  # E_0 = P (degree k)
         for j in range(1, k + 1):  # E_j = D_v E_{j-1} / j, degree k - j
             r = k - j
             blk = slice(off[r], off[r + 1])
             prev = E[-1]
             acc = np.zeros((B, off[r + 1] - off[r]))
             for i in range(n):
-                acc += (v[:, i : i + 1] * (basis.alpha[blk, i] + 1.0)) * prev[:, basis.up[i, blk] - off[r + 1]]
-            E.append(acc / j)
+                coef = executed.mul(v[:, i : i + 1], basis.alpha[blk, i] + 1.0, "hermite_rotate")
+                term = executed.mul(coef, prev[:, basis.up[i, blk] - off[r + 1]], "hermite_rotate")
+                acc = executed.add(acc, term, "hermite_rotate")
+            E.append(executed.mul(acc, 1.0 / j, "hermite_rotate"))
             flops.add(3.0 * n * (off[r + 1] - off[r]) + (off[r + 1] - off[r]), "hermite_rotate")
         R = E[k]  # degree 0
         for j in range(k - 1, -1, -1):  # R <- E_j - 2 (v . z) R, degree k - j
             r = k - j
-            blk = slice(off[r], off[r + 1])
-            Rpad = np.concatenate([R, np.zeros((B, 1))], axis=1)
             prod = np.zeros((B, off[r + 1] - off[r]))
-            for i in range(n):
-                dn = basis.down[i, blk]
-                dn = np.where(dn >= 0, dn - off[r - 1], R.shape[1])
-                prod += v[:, i : i + 1] * Rpad[:, dn]
-            R = E[j] - 2.0 * prod
-            flops.add((2.0 * n + 2.0) * (off[r + 1] - off[r]), "hermite_rotate")
+            for i, (dst, src) in enumerate(tables.shift_up[r]):
+                # ((v . z) R)_alpha gets v_i R_{alpha - e_i} only where alpha_i > 0 (no padding).
+                prod[:, dst] = executed.axpy(v[:, i : i + 1], R[:, src], prod[:, dst], "hermite_rotate")
+            R = executed.axpy(-2.0, prod, E[j], "hermite_rotate")
+            # sum_i |dst_i| = n dim_{r-1} (bijection with pairs (beta, i), |beta| = r - 1)
+            flops.add(2.0 * n * (off[r] - off[r - 1]) + 2.0 * (off[r + 1] - off[r]), "hermite_rotate")
         out[:, off[k] : off[k + 1]] = R
     return out
 
 
-def _line_product_matrix(a: np.ndarray, D: int, Dp: int) -> np.ndarray:
+def _line_product_matrix(a: np.ndarray, D: int, Dp: int, flops: FlopCounter) -> np.ndarray:
     """``M[., b', b] = E[He_b He_b' f] / b'!`` for ``f = sum_j a_j He_j`` (``a (B, D + Dp + 1)``).
 
     Uses ``E[He_b He_b' He_j] = b! b'! j! / ((s-b)! (s-b')! (s-j)!)`` for ``b + b' + j = 2 s``
@@ -350,22 +360,63 @@ def _line_product_matrix(a: np.ndarray, D: int, Dp: int) -> np.ndarray:
             for j in range(abs(b - bp), b + bp + 1, 2):
                 s = (b + bp + j) // 2
                 w = math.exp(lf[b] + lf[j] - lf[s - b] - lf[s - bp] - lf[s - j])
-                M[:, bp, b] += w * a[:, j]
+                M[:, bp, b] = executed.axpy(w, a[:, j], M[:, bp, b], "hermite_line_matrix")
+                flops.add(2.0, "hermite_line_matrix")
     return M
+
+
+@lru_cache(maxsize=64)
+def _embedding(n_from: int, n_to: int, degree: int) -> np.ndarray:
+    """Positions of ``(alpha, 0, ..., 0)`` in the graded ``n_to``-variable basis, for the graded
+    ``n_from``-variable multi-indices ``alpha`` of degree ``<= degree``."""
+    small = _compositions_upto(n_from, degree)
+    big = {a: i for i, a in enumerate(_compositions_upto(n_to, degree))}
+    pad = (0,) * (n_to - n_from)
+    return np.array([big[a + pad] for a in small], dtype=np.int64)
+
+
+def _compositions_upto(n: int, degree: int) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = []
+    for deg in range(degree + 1):
+        out.extend(_compositions(deg, n))
+    return out
+
+
+def embed_hermite(rep: HermiteDensity, n: int) -> HermiteDensity:
+    """The same function as a density in ``n >= rep.n`` variables (it does not depend on the new
+    ones: ``He_0 = 1``), exact; a scatter, so no FLOPs."""
+    if n == rep.n:
+        return rep
+    idx = _embedding(rep.n, n, rep.degree)
+    out = np.zeros((rep.coefficients.shape[0], hermite_dimension(n, rep.degree)))
+    out[:, idx] = rep.coefficients
+    return HermiteDensity(n, rep.degree, out)
 
 
 @register_deduction(HalfspaceStep, HermiteDensity)
 def _halfspace_times_hermite(rep: HermiteDensity, step: HalfspaceStep, flops: FlopCounter) -> HermiteProduct:
+    """Lazy product. Densities may live on the first ``k`` coordinates only (subspace route): a
+    step with more coordinates embeds the density; a step with fewer is zero-padded."""
+    if step.n > rep.n:
+        rep = embed_hermite(rep, step.n)
+    elif step.n < rep.n:
+        u = np.zeros(step.normal.shape[:-1] + (rep.n,))
+        u[..., : step.n] = step.normal
+        step = HalfspaceStep(u, step.offset)
     return HermiteProduct(rep, step)
 
 
 def hermite_truncation(rep: Any, claims: Any, budget: int, flops: FlopCounter) -> HermiteDensity:
     """Projector: truncate to the largest degree ``D`` with ``C(D + n, n) <= budget``.
 
-    When the claims are only the constant (``claims.m == 0``) only ``c_0`` is kept.
+    When the claims are only the constant (``claims.m == 0``) only ``c_0`` is kept. The degree
+    is set by the claims' dimension when they have one (``claims.dim``), so a density carried in
+    fewer variables (the subspace route) is truncated at the same degree as the full one.
     """
     n = rep.density.n if isinstance(rep, HermiteProduct) else rep.n
-    degree = 0 if getattr(claims, "m", None) == 0 else hermite_degree_for_budget(n, budget)
+    n_claims = getattr(claims, "dim", None)
+    n_deg = int(n_claims) if isinstance(n_claims, (int, np.integer)) else n
+    degree = 0 if getattr(claims, "m", None) == 0 else hermite_degree_for_budget(n_deg, budget)
     if isinstance(rep, HermiteProduct):
         return rep.project(degree, flops)
     keep = hermite_dimension(n, min(degree, rep.degree))

@@ -38,14 +38,20 @@ import numpy as np
 from lowprob._validation import as_generator, check_budget, check_finite_array, check_int
 from lowprob.errors import InputValueError
 from lowprob.estimate import Cost, Estimate
+from lowprob.propagation import executed
 from lowprob.propagation.harmonic_density import (
     HarmonicDensity,
     harmonic_block_projector,
 )
 from lowprob.propagation.hermite_density import HermiteDensity, hermite_truncation
 from lowprob.propagation.loop import PropagationTrace, backward_claims, propagate
+from lowprob.propagation.quaternion_density import (
+    QuaternionHarmonicDensity,
+    QuaternionHarmonicProduct,
+    quaternion_block_projector,
+)
 from lowprob.propagation.sample_cloud import SampleCloud, drop_dead_samples
-from lowprob.propagation.steps import RandomHalfspaceStep, halfspace_steps
+from lowprob.propagation.steps import HalfspaceStep, RandomHalfspaceStep, halfspace_steps
 from lowprob.sketching.claims import RandomHalfspaceProduct
 from lowprob.toy_models.cost_models import check_toy_budget
 from lowprob.toy_models.halfspace import HalfspaceToy, as_halfspace_toy
@@ -53,6 +59,9 @@ from lowprob.toy_models.registry import TOY_ESTIMATORS
 
 __all__ = [
     "BatchResult",
+    "ClenshawKernelEstimator",
+    "KERNEL_ROTATED_REPRESENTATIONS",
+    "FullHermiteEstimator",
     "HermiteEstimator",
     "KernelEstimator",
     "SamplingEstimator",
@@ -103,6 +112,10 @@ class ToyPropagationEstimator(abc.ABC):
     def _std_error(self, value: float, budget: int) -> float | None:
         return None
 
+    def _steps(self, W: np.ndarray, b: np.ndarray | None = None) -> tuple[list[Any], float]:
+        """The steps for ``W (m, n)`` or ``(B, m, n)`` and the per-instance FLOPs spent building them."""
+        return halfspace_steps(W, b), 0.0
+
     # -- public --------------------------------------------------------------------------
     def trace(self, problem: object, budget: int, *, seed: object = None) -> PropagationTrace:
         """The full :class:`~lowprob.propagation.loop.PropagationTrace` for one instance."""
@@ -112,13 +125,19 @@ class ToyPropagationEstimator(abc.ABC):
         rng = as_generator(seed)
         self._check_problem(toy)
         claims = random_product_claims(toy.d, toy.m)
-        return propagate(
+        steps, frame_flops = self._steps(toy.W, toy.b)
+        tr = propagate(
             self._initial(toy.d, 1, budget, rng),
-            halfspace_steps(toy.W, toy.b),
+            steps,
             projector=self._projector(),
             claims=claims,
             budget=budget,
         )
+        if frame_flops:
+            from dataclasses import replace as _replace
+
+            tr = _replace(tr, flops=tr.flops + frame_flops)
+        return tr
 
     def estimate(self, problem: object, budget: int, *, seed: object = None) -> Estimate:
         """``p_hat = E_{M_m}[1]`` after propagating through the ``m`` neurons with budget ``K``."""
@@ -150,15 +169,16 @@ class ToyPropagationEstimator(abc.ABC):
         vals, fl, secs, terms, pre = [], [], [], 0, 0.0
         for s in range(0, B, check_int("tile", self.tile, minimum=1)):
             w = W[s : s + self.tile]
+            steps, frame_flops = self._steps(w)
             tr = propagate(
                 self._initial(n, w.shape[0], budget, rng),
-                halfspace_steps(w),
+                steps,
                 projector=self._projector(),
                 claims=claims,
                 budget=budget,
             )
             vals.append(np.asarray(tr.value, dtype=np.float64).reshape(-1))
-            fl.append(np.full(w.shape[0], tr.flops))
+            fl.append(np.full(w.shape[0], tr.flops + frame_flops))
             secs.append(np.full(w.shape[0], tr.seconds / w.shape[0]))
             terms = max(terms, tr.max_terms)
             pre = max(pre, tr.precomputation_flops)
@@ -188,11 +208,37 @@ class KernelEstimator(ToyPropagationEstimator):
                 "Use 'hermite' or 'sampling'."
             )
 
-    def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> HarmonicDensity:
+    rotated: bool = True
+
+    def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> Any:
+        if self.rotated and n in KERNEL_ROTATED_REPRESENTATIONS:
+            return KERNEL_ROTATED_REPRESENTATIONS[n][0].uniform(batch)
         return HarmonicDensity.uniform(n, batch)
 
     def _projector(self) -> Any:
-        return harmonic_block_projector
+        return _kernel_projector
+
+
+def _kernel_projector(rep: Any, claims: Any, budget: int, flops: Any) -> Any:
+    """Dispatch on the representation type (rotated-frame blocks where available, else Clenshaw)."""
+    for dens, prod, proj in KERNEL_ROTATED_REPRESENTATIONS.values():
+        if isinstance(rep, (dens, prod)):
+            return proj(rep, claims, budget, flops)
+    return harmonic_block_projector(rep, claims, budget, flops)
+
+
+#: ``n -> (density type, product type, projector)`` for dimensions with fast rotated products.
+KERNEL_ROTATED_REPRESENTATIONS: dict[int, tuple[Any, Any, Any]] = {
+    4: (QuaternionHarmonicDensity, QuaternionHarmonicProduct, quaternion_block_projector),
+}
+
+
+@dataclass
+class ClenshawKernelEstimator(KernelEstimator):
+    """The ``kernel`` scheme with the reference Clenshaw product in every dimension (no rotations)."""
+
+    name: str = "kernel_clenshaw"
+    rotated: bool = False
 
 
 @dataclass
@@ -206,12 +252,46 @@ class HermiteEstimator(ToyPropagationEstimator):
     name: str = "hermite"
     budget_unit: str = "terms"
     tile: int = 128
+    subspace: bool = True
+
+    def _steps(self, W: np.ndarray, b: np.ndarray | None = None) -> tuple[list[Any], float]:
+        """Subspace route: in the frame ``x = Q y`` with ``W^T = Q R`` (QR), row ``i`` of ``W Q = R^T``
+        has only its first ``min(i + 1, n)`` coordinates non-zero, so after ``i`` steps the density
+        depends on ``y_1..y_i`` only and is carried in ``i`` variables (exactly the same truncated
+        coefficients, since ``He_0 = 1``). Counted per instance: the LAPACK Householder QR of the
+        ``n x m`` matrix ``W^T`` (``2 k^2 (l - k/3)`` with ``k = min(m, n)``, ``l = max(m, n)``), forming
+        the complete ``Q`` (``4 n^3 / 3``) and ``W Q`` (``2 m n^2``)."""
+        if not self.subspace:
+            return halfspace_steps(W, b), 0.0
+        Wb = W[None] if W.ndim == 2 else W
+        m, n = Wb.shape[1], Wb.shape[2]
+        Q = np.linalg.qr(np.swapaxes(Wb, 1, 2), mode="complete")[0]  # (B, n, n)
+        R = Wb @ Q  # (B, m, n), lower-trapezoidal up to round-off
+        bb = np.zeros(Wb.shape[:2]) if b is None else np.broadcast_to(np.asarray(b, dtype=np.float64), Wb.shape[:2])
+        steps = []
+        for i in range(m):
+            k = min(i + 1, n)
+            u = R[:, i, :k] if W.ndim == 3 else R[0, i, :k]
+            beta = bb[:, i] if W.ndim == 3 else bb[0, i]
+            steps.append(HalfspaceStep(u, beta))
+        k, l = min(m, n), max(m, n)
+        frame = 2.0 * k * k * (l - k / 3.0) + 4.0 * n**3 / 3.0 + 2.0 * m * n * n
+        executed.record(frame * Wb.shape[0], "qr_frame (LAPACK, formula)")
+        return steps, frame
 
     def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> HermiteDensity:
-        return HermiteDensity.gaussian(n, batch)
+        return HermiteDensity.gaussian(1 if self.subspace else n, batch)
 
     def _projector(self) -> Any:
         return hermite_truncation
+
+
+@dataclass
+class FullHermiteEstimator(HermiteEstimator):
+    """``hermite`` carried in all ``n`` variables at every step (no subspace frame; the reference)."""
+
+    name: str = "hermite_full"
+    subspace: bool = False
 
 
 @dataclass
@@ -253,5 +333,7 @@ class SamplingEstimator(ToyPropagationEstimator):
 
 
 TOY_ESTIMATORS.add("kernel", KernelEstimator)
+TOY_ESTIMATORS.add("kernel_clenshaw", ClenshawKernelEstimator)
 TOY_ESTIMATORS.add("hermite", HermiteEstimator)
+TOY_ESTIMATORS.add("hermite_full", FullHermiteEstimator)
 TOY_ESTIMATORS.add("sampling", SamplingEstimator)
