@@ -19,7 +19,11 @@ __all__ = ["TOY_ESTIMATORS", "get_toy_estimator", "toy_estimator_names"]
 TOY_ESTIMATORS: Registry[Callable[..., Estimator]] = Registry("toy estimator")
 
 # Modules whose import registers more toy estimators (optional: skipped if absent).
-_PLUGIN_MODULES = ("lowprob.toy_models.baselines", "lowprob.propagation.toy_estimators")
+_PLUGIN_MODULES = (
+    "lowprob.toy_models.baselines",
+    "lowprob.propagation.toy_estimators",
+    "lowprob.propagation.product_estimators",
+)
 
 
 def _load_plugins() -> None:
