@@ -114,10 +114,10 @@ def clause_walsh_terms(literals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return masks, coef
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=6)
 def _lookup_table(n: int, levels: tuple[int, ...]) -> np.ndarray:
     masks = level_masks(n, levels)
-    table = np.full(2**n + 1, masks.size, dtype=np.int64)  # index masks.size = "absent"
+    table = np.full(2**n + 1, masks.size, dtype=np.int32)  # index masks.size = "absent"
     table[masks] = np.arange(masks.size)
     return table
 
