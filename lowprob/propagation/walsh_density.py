@@ -20,8 +20,9 @@ the squared MMD of DESIGN.md section 1, because the random-clause claim kernel
   among all ``S`` in the exact product's support (the optimal ``K``-sparse sketch for this
   kernel; adaptive per instance, one instance at a time).
 
-FLOPs (analytic, per instance): ``2^{w+1}`` per output coefficient of a product (one
-multiply-add per term); for the top-``K`` projector also ``2^{w+1}`` per input coefficient to
+FLOPs (analytic, per instance): one multiply-add (2 FLOPs) per pair (output coefficient,
+clause term) whose input coefficient is held (at most ``2^{w+1}`` per output coefficient;
+pairs that fall outside the kept set read a zero and are not counted); for the top-``K`` projector also ``2^{w+1}`` per input coefficient to
 form every candidate, 3 per candidate for the score ``lambda g^2`` and 1 compare per
 candidate for the selection. Integer mask arithmetic, look-ups and sorting are index
 operations and are not counted (:mod:`lowprob.propagation.flops` convention).
@@ -153,10 +154,14 @@ class WalshProduct:
         padded = np.concatenate([g.coefficients, np.zeros((B, 1))], axis=1)
         out = np.zeros((B, out_masks.size))
         rows = np.arange(B)[:, None]
+        present = 0
         for t in range(tm.shape[1]):
             pos = _positions(g, out_masks[None, :] ^ tm[:, t : t + 1])  # (B, K')
             out += tc[:, t : t + 1] * padded[rows, pos]
-        flops.add(2.0 * tm.shape[1] * out_masks.size, "walsh_product")
+            present += int(np.count_nonzero(pos < g.n_terms))
+        # one multiply-add per (output, term) pair whose input coefficient is held (absent
+        # inputs are zero and a sparse implementation skips them); mean over the batch
+        flops.add(2.0 * present / B, "walsh_product")
         return out
 
     def support(self, flops: FlopCounter) -> tuple[np.ndarray, np.ndarray]:
