@@ -16,7 +16,11 @@ import sys
 from pathlib import Path
 
 from lowprob.propagation.curves import parse_budgets
-from lowprob.propagation.product_curves import ProductCurveConfig, run_product_curves, write_product_results
+from lowprob.propagation.product_curves import (
+    ProductCurveConfig,
+    run_product_curves,
+    write_product_results,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,7 +80,12 @@ class ProductCurveConfig:
 
 
 def _sat_draw(cfg: ProductCurveConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    from lowprob.toy_models.sat import SatProblem, _check_exact_size, count_satisfying, random_clauses
+    from lowprob.toy_models.sat import (
+        SatProblem,
+        _check_exact_size,
+        count_satisfying,
+        random_clauses,
+    )
 
     _check_exact_size(cfg.n)
     lits = random_clauses(cfg.n, cfg.clauses, seed=rng, batch=cfg.instances)
@@ -98,8 +103,12 @@ def _sat_stats(cfg: ProductCurveConfig) -> dict[str, Any]:
 
 
 def _perm_draw(cfg: ProductCurveConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    from lowprob.toy_models.permanent import PERMANENT_EXACT_LIMIT, random_binary_matrices, ryser_permanent
     from lowprob.errors import UnavailableError
+    from lowprob.toy_models.permanent import (
+        PERMANENT_EXACT_LIMIT,
+        random_binary_matrices,
+        ryser_permanent,
+    )
 
     if cfg.n > PERMANENT_EXACT_LIMIT:
         raise UnavailableError(f"exact permanents are limited to n <= {PERMANENT_EXACT_LIMIT}, got n={cfg.n!r}.")

@@ -44,7 +44,11 @@ from lowprob.propagation.product_steps import (
 )
 from lowprob.propagation.sample_cloud import drop_dead_samples
 from lowprob.propagation.toy_estimators import BatchResult
-from lowprob.propagation.walsh_density import WalshDensity, walsh_level_projector, walsh_topk_projector
+from lowprob.propagation.walsh_density import (
+    WalshDensity,
+    walsh_level_projector,
+    walsh_topk_projector,
+)
 from lowprob.sketching.product_claims import RandomClauseProduct, RandomRowProduct
 from lowprob.toy_models.permanent import PermanentProblem
 from lowprob.toy_models.registry import TOY_ESTIMATORS
