@@ -138,6 +138,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ex.add_argument("--seed", type=_nonneg_int("--seed"), default=0, help="instance seed (default 0)")
     ex.add_argument("--instances", type=_int("--instances"), default=1,
                     help="K > 1: the K instances with seeds seed..seed+K-1, with a summary")
+    ex.add_argument("--problem", default="halfspace",
+                    help="halfspace (default), sat (with --clauses FILE.json) or permanent (with --matrix FILE.npy)")
+    ex.add_argument("--clauses", metavar="FILE.json", default=None,
+                    help='sat: {"n": N, "clauses": [[1, -2, 3], ...]} (signed 1-based literals, DIMACS)')
+    ex.add_argument("--matrix", metavar="FILE.npy", default=None, help="permanent: a square {0,1} matrix")
     ex.set_defaults(func=_cmd_exact)
 
     es = sub.add_parser("estimate", help="estimate p with a registered toy estimator")
@@ -180,6 +185,14 @@ def _emit(args: argparse.Namespace, record: dict[str, Any], rows: list[tuple[str
 
 
 def _cmd_exact(args: argparse.Namespace) -> int:
+    from lowprob.toy_models.product_cli import EXACT_COMMANDS
+
+    if args.problem != "halfspace" or args.clauses is not None or args.matrix is not None:
+        return EXACT_COMMANDS.get(args.problem)(args)
+    return _cmd_exact_halfspace(args)
+
+
+def _cmd_exact_halfspace(args: argparse.Namespace) -> int:
     from lowprob.toy_models.oracle import exact_probability
 
     _resolve_instance_args(args)
