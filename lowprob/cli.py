@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "lowprob.sketching.cli",
     "lowprob.propagation.cli",
     "lowprob.lm_bridge.cli",
+    "lowprob.integrations.cli",
 )
 
 
