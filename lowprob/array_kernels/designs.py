@@ -32,8 +32,8 @@ from typing import Any
 
 from lowprob.array_kernels.activations import TRANSCENDENTAL_FLOPS, Activation, ArrayBackend
 
-__all__ = ["DesignPlan", "chi_mean", "design_flops", "haar_orthogonal", "plan_designs",
-           "rotated_cross_polytope_means"]
+__all__ = ["DesignPlan", "chi_mean", "design_flops", "haar_orthogonal", "james_stein_toward_fit",
+           "plan_designs", "rotated_cross_polytope_means"]
 
 
 def chi_mean(n: int) -> float:
@@ -60,8 +60,9 @@ class DesignPlan:
 
 
 def _rotation_flops(n: int) -> int:
-    # Gaussian draw (16/elem) + QR (flopscope: 2 x (2 n^3 - 2 n^3 / 3), float64 rate 2) + sign fix
-    return 16 * n * n + 2 * (2 * (2 * n**3 - (2 * n**3) // 3)) + 4 * n * n + 4 * n
+    # float64 Gaussian draw (16/elem at rate 2) + QR (flopscope: 2 x (2 n^3 - 2 n^3 / 3),
+    # rate 2) + sign fix and the float32 cast
+    return 32 * n * n + 2 * (2 * (2 * n**3 - (2 * n**3) // 3)) + 4 * n * n + 4 * n
 
 
 def _pairs_flops(n: int, depth: int, pairs: int, act: Activation, homogeneous: bool) -> int:
@@ -72,8 +73,9 @@ def _pairs_flops(n: int, depth: int, pairs: int, act: Activation, homogeneous: b
     phi = depth * rows * n * max(act.flops_per_element, 1)
     acc = depth * (rows * n + 4 * n)  # column sums, cast, add
     radius = 0 if homogeneous else rows * (n * (TRANSCENDENTAL_FLOPS + 2) + TRANSCENDENTAL_FLOPS)
-    scale = rows * n
-    return first + rest + phi + acc + radius + scale
+    scale = rows * n  # radius scaling
+    concat = rows * n
+    return first + rest + phi + acc + radius + scale + concat
 
 
 def design_flops(width: int, depth: int, act: Activation, pairs: int | None = None) -> int:
@@ -85,6 +87,8 @@ def design_flops(width: int, depth: int, act: Activation, pairs: int | None = No
 
 def plan_designs(width: int, depth: int, budget: float, act: Activation) -> DesignPlan | None:
     """The most points that fit ``budget`` FLOPs, or ``None`` when not even one pair fits."""
+    if budget <= 0:
+        return None
     full = design_flops(width, depth, act)
     D = int(budget // full)
     left = budget - D * full
@@ -107,14 +111,18 @@ def haar_orthogonal(rng: Any, n: int, xp: Any) -> Any:
 
 def _design_sums(
     weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, pairs: int,
-    radius: float, dtype: Any, acc_dtype: Any,
-) -> list[Any]:
-    """Per-layer sums over the ``2 pairs`` points of one rotated cross-polytope."""
+    radius: float, dtype: Any, acc_dtype: Any, tail: tuple[int, float] | None = None,
+) -> tuple[list[Any], Any]:
+    """Per-layer sums over the ``2 pairs`` points of one rotated cross-polytope.
+
+    With ``tail = (neuron, threshold)`` also count the points with ``h_L[neuron] >
+    threshold`` (then every point gets its own ``chi_n`` radius: exact Gaussian points).
+    """
     xp = backend.xp
     n = weights[0].shape[0]
     Q = haar_orthogonal(rng, n, xp)
     U = xp.asarray(Q.T[:pairs], dtype=dtype)  # (pairs, n), orthonormal rows
-    if act.homogeneous:
+    if act.homogeneous and tail is None:
         U = U * radius
         H1 = U @ weights[0]
         H = xp.concatenate([H1, -H1], axis=0)
@@ -126,19 +134,22 @@ def _design_sums(
     X = act.forward(H, backend)
     sums = [xp.asarray(xp.sum(X, axis=0), dtype=acc_dtype)]
     for w in weights[1:]:
-        X = act.forward(X @ w, backend)
+        H = X @ w
+        X = act.forward(H, backend)
         sums.append(xp.asarray(xp.sum(X, axis=0), dtype=acc_dtype))
-    return sums
+    hits = None if tail is None else xp.sum(H[:, tail[0]] > tail[1])
+    return sums, hits
 
 
 def rotated_cross_polytope_means(
     weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, plan: DesignPlan,
-    *, dtype: Any, acc_dtype: Any,
+    *, dtype: Any, acc_dtype: Any, tail: tuple[int, float] | None = None,
 ) -> tuple[Any, list[Any]]:
     """``(means (L, n), final-layer means of each full design)`` by rotated cross-polytopes.
 
     ``means`` averages all ``plan.points(n)`` points with equal weight (unbiased); the
-    per-design final means give a between-design standard error.
+    per-design final means give a between-design standard error. With ``tail`` the
+    per-design entries are ``(final means, hit count)`` pairs (see :func:`_design_sums`).
     """
     xp = backend.xp
     n = weights[0].shape[0]
@@ -147,9 +158,33 @@ def rotated_cross_polytope_means(
     per_design = []
     todo = [n] * plan.n_designs + ([plan.extra_pairs] if plan.extra_pairs else [])
     for pairs in todo:
-        sums = _design_sums(weights, act, backend, rng, pairs, radius, dtype, acc_dtype)
+        sums, hits = _design_sums(weights, act, backend, rng, pairs, radius, dtype, acc_dtype,
+                                  tail)
         total = [t + s for t, s in zip(total, sums)]
-        if pairs == n:
+        if tail is not None:
+            per_design.append((sums[-1] / (2.0 * pairs), hits, 2 * pairs))
+        elif pairs == n:
             per_design.append(sums[-1] / (2.0 * n))
     N = float(plan.points(n))
     return xp.stack([t / N for t in total], axis=0), per_design
+
+
+def james_stein_toward_fit(d: Any, per_design: Any, p: Any, points: int, xp: Any) -> tuple[Any, Any]:
+    """Positive-part James-Stein of ``d`` (``(n,)``) toward its least-squares fit on ``[1, p]``.
+
+    ``per_design`` (``D x n``, ``D >= 2``) are the final means of ``D`` full designs
+    (``2n`` points each); ``d`` averages ``points`` points, so its per-neuron variance is
+    ``sigma^2 = s_D^2 (2n / points)`` with ``s_D^2`` the pooled between-design variance.
+    Returns ``(fit + (1 - c)(d - fit), c)``, ``c = min(1, (n - 4) sigma^2 / ||d - fit||^2)``
+    (Efron & Morris 1973; ``n - 4`` = neurons minus the two fitted parameters minus 2).
+    """
+    D, n = per_design.shape
+    dbar = xp.mean(per_design, axis=0)
+    var_design = xp.sum((per_design - dbar[None, :]) ** 2) / ((D - 1) * n)
+    sigma2 = var_design * (2.0 * n / points)
+    pc = p - xp.mean(p)
+    beta = xp.sum(pc * (d - xp.mean(d))) / xp.maximum(xp.sum(pc * pc), 1e-300)
+    fit = xp.mean(d) + beta * pc
+    resid = xp.sum((d - fit) ** 2)
+    c = xp.minimum(1.0, (n - 4) * sigma2 / xp.maximum(resid, 1e-300))
+    return fit + (1.0 - c) * (d - fit), c

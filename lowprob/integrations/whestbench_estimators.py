@@ -40,7 +40,11 @@ from whestbench import BaseEstimator
 
 from lowprob.array_kernels.activations import RELU, flopscope_backend
 from lowprob.array_kernels.cumulant_steps import CumulantProjector, initial_cumulants
-from lowprob.array_kernels.designs import plan_designs, rotated_cross_polytope_means
+from lowprob.array_kernels.designs import (
+    james_stein_toward_fit,
+    plan_designs,
+    rotated_cross_polytope_means,
+)
 from lowprob.errors import BudgetError, InputValueError
 from lowprob.propagation.cumulant_rules import propagate_mlp
 
@@ -215,26 +219,8 @@ class DesignEstimator(BaseEstimator):
         if variant is None:
             return means
         p = _propagated_final_mean(mlp, variant, self.hermite_order, backend)[-1]
-        final, c = _james_stein_toward_fit(means[-1], fnp.stack(per_design, axis=0), p,
-                                           mlp.width * designs.n_designs * 2, designs.points(mlp.width))
-        self.last_info["shrink"] = c
+        final, c = james_stein_toward_fit(means[-1], fnp.stack(per_design, axis=0), p,
+                                          designs.points(mlp.width), fnp)
+        self.last_info["shrink"] = float(c)
         return fnp.concatenate([means[:-1], final[None, :]], axis=0)
 
-
-def _james_stein_toward_fit(d: Any, per_design: Any, p: Any, full_points: int,
-                            all_points: int) -> tuple[Any, float]:
-    """Positive-part James-Stein of ``d`` toward its least-squares fit on ``[1, p]``.
-
-    ``per_design`` (``D x n``) gives the pooled variance of one design mean; the variance of
-    ``d`` (all points, equal weights) is that over the number of full-design equivalents.
-    """
-    D, n = per_design.shape
-    dbar = fnp.mean(per_design, axis=0)
-    var_design = fnp.sum((per_design - dbar[None, :]) ** 2) / ((D - 1) * n)
-    sigma2 = var_design * (full_points / D) / all_points  # per-neuron variance of d
-    pc = p - fnp.mean(p)
-    beta = fnp.sum(pc * (d - fnp.mean(d))) / fnp.maximum(fnp.sum(pc * pc), 1e-300)
-    fit = fnp.mean(d) + beta * pc
-    resid = fnp.sum((d - fit) ** 2)
-    c = fnp.minimum(1.0, (n - 4) * sigma2 / fnp.maximum(resid, 1e-300))
-    return fit + (1.0 - c) * (d - fit), float(c)
