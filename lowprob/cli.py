@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lowprob.errors import LowprobError
+from lowprob.registry import load_plugins
 
 __all__ = ["build_parser", "main"]
 
@@ -35,11 +36,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
                "MSE/E[p(1-p)] vs budget, FLOPs and seconds for kernel/hermite/sampling on random halfspace toys"),
     "lm": ("lowprob.lm_bridge.cli", "low-probability estimation on transformer LMs"),
     "mlp": ("lowprob.toy_models.cli_mlp", "random MLPs: Monte Carlo activation-mean truth (torchrun-shardable)"),
+    "whestbench": ("lowprob.integrations.cli", "WhestBench: export a self-contained submission of our estimator"),
 }
 
-# Packages whose import registers plug-ins (toy estimators, deduction rules, sketch views) that
-# the commands look up; imported before a command runs (not for ``--help``).
-_PLUGIN_PACKAGES = ("lowprob.propagation",)
+# Commands that read plug-in registries (toy estimators, curve problems, sketch views): their
+# plug-in modules (the ``lowprob.plugins`` entry points) are imported before they run.
 _NEEDS_PLUGINS = {None, "toy", "sketch", "curves"}
 # Kept for compatibility with code that lists the command modules.
 _COMMAND_MODULES = tuple(dict.fromkeys(m for m, _ in _COMMANDS.values()))
@@ -73,8 +74,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     if command in _NEEDS_PLUGINS:  # a command that reads the plug-in registries will run
-        for name in _PLUGIN_PACKAGES:
-            importlib.import_module(name)
+        load_plugins()
     registered: set[str] = set()
     if command is None:
         for module_name in _COMMAND_MODULES:

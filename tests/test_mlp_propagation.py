@@ -32,7 +32,7 @@ from lowprob.propagation.mlp_estimators import (
     MonteCarloMLP,
     mc_flops_per_sample,
 )
-from lowprob.toy_models.random_mlp import ACTIVATIONS, RandomMLP
+from lowprob.toy_models.random_mlp import RandomMLP, activation_function
 
 K_SE = 5.0
 
@@ -60,7 +60,7 @@ def test_hermite_coefficients_match_quadrature(act):
     m, s = np.array([0.3, -0.8]), np.array([1.1, 0.6])
     a = hermite_coefficients(act, m, s, 6)
     b = square_hermite_coefficients(act, m, s, 6)
-    phi = ACTIVATIONS[act]
+    phi = activation_function(act)
     for i in range(2):
         lo = -m[i] / s[i] if act == "relu" else -14.0
         for k in range(7):
@@ -90,7 +90,7 @@ def test_gaussian_activation_moments_match_monte_carlo(act):
     cov = L @ L.T  # correlations up to ~0.6
     mu, C = gaussian_activation_moments(act, mean, cov)
     h = mean + np.random.default_rng(5).standard_normal((1_000_000, 3)) @ L.T
-    x = ACTIVATIONS[act](h)
+    x = activation_function(act)(h)
     N = x.shape[0]
     se_mu = x.std(axis=0) / math.sqrt(N)
     assert np.all(np.abs(mu - x.mean(axis=0)) < K_SE * se_mu)

@@ -12,23 +12,28 @@
   and cumulant propagation) and their estimators.
 """
 
-from lowprob.propagation import sketch_views as _sketch_views  # noqa: F401  (registers views)
-from lowprob.propagation.loop import (
-    PropagationTrace,
-    StepRecord,
-    backward_claims,
-    propagate,
-    register_deduction,
-)
-from lowprob.propagation.mlp_estimators import (
-    CumulantPropagation,
-    GaussianMomentPropagation,
-    LayerMeans,
-    MLPTailProblem,
-    MonteCarloMLP,
-)
-from lowprob.propagation.steps import HalfspaceStep, RandomHalfspaceStep, halfspace_steps
-from lowprob.propagation.toy_estimators import HermiteEstimator, KernelEstimator, SamplingEstimator
+from importlib import import_module
+from typing import Any
+
+# Lazy (PEP 562): importing a light submodule (``lowprob.propagation.loop``, used by the
+# WhestBench adapter, whose setup must stay well under a second) must not pull scipy.
+_LAZY = {
+    "PropagationTrace": "loop", "StepRecord": "loop", "backward_claims": "loop",
+    "propagate": "loop", "register_deduction": "loop",
+    "CumulantPropagation": "mlp_estimators", "GaussianMomentPropagation": "mlp_estimators",
+    "LayerMeans": "mlp_estimators", "MLPTailProblem": "mlp_estimators",
+    "MonteCarloMLP": "mlp_estimators",
+    "HalfspaceStep": "steps", "RandomHalfspaceStep": "steps", "halfspace_steps": "steps",
+    "HermiteEstimator": "toy_estimators", "KernelEstimator": "toy_estimators",
+    "SamplingEstimator": "toy_estimators",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"lowprob.propagation.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'lowprob.propagation' has no attribute {name!r}")
+
 
 __all__ = [
     "CumulantPropagation",

@@ -119,7 +119,7 @@ class CurveProblem:
 
 
 #: problem name -> :class:`CurveProblem` (``halfspace`` is registered below).
-CURVE_PROBLEMS: Registry[CurveProblem] = Registry("curve problem")
+CURVE_PROBLEMS: Registry[CurveProblem] = Registry("curve problem", plugins=True)
 
 
 def feasible_mask(W: np.ndarray) -> np.ndarray:

@@ -45,10 +45,17 @@ import numpy as np
 from scipy import special
 
 from lowprob._validation import check_int
+from lowprob.array_backends import NUMPY, ArrayBackend, flopscope_backend
+from lowprob.array_kernels import activations as _acts
+from lowprob.array_kernels.cumulant_steps import mehler_covariance as _mehler
 from lowprob.errors import InputValueError
-from lowprob.toy_models.random_mlp import check_activation
+from lowprob.registry import Registry
+from lowprob.toy_models.random_mlp import get_activation
 
 __all__ = [
+    "CROSS_COVARIANCE",
+    "CrossCovarianceRule",
+    "cross_covariance_rule",
     "NUMPY",
     "ArrayBackend",
     "flopscope_backend",
@@ -63,51 +70,10 @@ __all__ = [
     "third_moment",
 ]
 
-_SQRT_2PI = math.sqrt(2.0 * math.pi)
-
-
-@dataclass(frozen=True)
-class ArrayBackend:
-    """An array namespace plus the two special functions the formulas need.
-
-    Attributes:
-        xp: ``numpy`` or ``flopscope.numpy``.
-        ndtr: standard normal CDF ``Phi``.
-        npdf: standard normal density ``phi``.
-        name: for diagnostics.
-    """
-
-    xp: Any
-    ndtr: Any
-    npdf: Any
-    name: str
-
-
-def _np_pdf(x: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * x * x) / _SQRT_2PI
-
-
-#: The numpy backend (scipy's ``ndtr``).
-NUMPY = ArrayBackend(np, special.ndtr, _np_pdf, "numpy")
-
-
-def flopscope_backend() -> ArrayBackend:
-    """The ``flopscope.numpy`` backend (FLOPs counted by flopscope); needs ``lowprob[whestbench]``."""
-    try:
-        import flopscope as flops
-        import flopscope.numpy as fnp
-    except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise ImportError("flopscope is missing: pip install 'lowprob[whestbench]'") from exc
-    return ArrayBackend(fnp, flops.stats.norm.cdf, flops.stats.norm.pdf, "flopscope")
-
 
 def hermite_polynomials(x: Any, order: int, *, backend: ArrayBackend = NUMPY) -> list[Any]:
     """``[He_0(x), ..., He_order(x)]`` by ``He_{k+1} = x He_k - k He_{k-1}``."""
-    xp = backend.xp
-    out = [xp.ones_like(x), x]
-    for k in range(1, order):
-        out.append(x * out[k] - k * out[k - 1])
-    return out[: order + 1]
+    return _acts.hermite_polynomials(x, order, backend.xp)
 
 
 def relu_moments(m: Any, s: Any, *, backend: ArrayBackend = NUMPY) -> tuple[Any, Any, Any]:
@@ -116,142 +82,48 @@ def relu_moments(m: Any, s: Any, *, backend: ArrayBackend = NUMPY) -> tuple[Any,
     ``E relu = s(alpha Phi + phi)``, ``E relu^2 = s^2((alpha^2+1) Phi + alpha phi)``,
     ``E relu^3 = s^3((alpha^3 + 3 alpha) Phi + (alpha^2 + 2) phi)`` with ``alpha = m/s``.
     """
-    a = m / s
-    Phi = backend.ndtr(a)
-    ph = backend.npdf(a)
-    e1 = s * (a * Phi + ph)
-    e2 = s * s * ((a * a + 1.0) * Phi + a * ph)
-    e3 = s * s * s * ((a * a * a + 3.0 * a) * Phi + (a * a + 2.0) * ph)
-    return e1, e2, e3
-
-
-@lru_cache(maxsize=16)
-def _gh_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    z, w = np.polynomial.hermite_e.hermegauss(n_nodes)
-    return z, w / _SQRT_2PI
-
-
-def _act_xp(activation: str, h: Any, backend: ArrayBackend) -> Any:
-    xp = backend.xp
-    if activation == "relu":
-        return xp.maximum(h, 0.0)
-    if activation == "gelu":
-        return h * backend.ndtr(h)
-    return xp.tanh(h)
-
-
-def _gh_coefficients(
-    activation: str, m: Any, s: Any, order: int, power: int, backend: ArrayBackend, n_nodes: int
-) -> Any:
-    """``E[phi(m + s z)^power He_k(z)]`` for k = 0..order by Gauss-Hermite; shape (order+1, n)."""
-    xp = backend.xp
-    z, w = _gh_rule(n_nodes)
-    he = np.stack(hermite_polynomials(z, order), axis=0)  # (order+1, Q)
-    h = m[:, None] + s[:, None] * xp.asarray(z)[None, :]  # (n, Q)
-    f = _act_xp(activation, h, backend)
-    if power != 1:
-        f = f**power
-    return xp.asarray(he * w[None, :]) @ f.T  # (order+1, n)
+    return _acts.RELU.moments(m, s, backend)
 
 
 def relu_coefficient_tables(
     m: Any, s: Any, order_a: int, order_b: int, *, backend: ArrayBackend = NUMPY
 ) -> tuple[Any, Any, Any]:
-    """ReLU ``(a, b, E relu^3)``: ``a`` of shape ``(order_a+1, n)``, ``b`` ``(order_b+1, n)``.
-
-    One evaluation of ``Phi(alpha)``, ``phi(alpha)`` and the ``He_k(-alpha)`` recurrence
-    serves all three (closed forms in the module docstring).
-    """
-    xp = backend.xp
-    a = m / s
-    Phi = backend.ndtr(a)
-    ph = backend.npdf(a)
-    s2 = s * s
-    top = max(order_a - 2, order_b - 3, 0)
-    he = hermite_polynomials(-a, top, backend=backend)
-    rows_a = [s * (a * Phi + ph), s * Phi][: order_a + 1]
-    if order_a >= 2:
-        rows_a.append((s * ph)[None, :] * xp.stack(he[: order_a - 1], axis=0))
-    rows_b = [s2 * ((a * a + 1.0) * Phi + a * ph), 2.0 * s2 * (a * Phi + ph), 2.0 * s2 * Phi]
-    rows_b = rows_b[: order_b + 1]
-    if order_b >= 3:
-        rows_b.append((2.0 * s2 * ph)[None, :] * xp.stack(he[: order_b - 2], axis=0))
-    e3 = s2 * s * ((a * a * a + 3.0 * a) * Phi + (a * a + 2.0) * ph)
-    return _stack_rows(rows_a, xp), _stack_rows(rows_b, xp), e3
-
-
-def _stack_rows(rows: list[Any], xp: Any) -> Any:
-    parts = [r[None, :] if r.ndim == 1 else r for r in rows]
-    return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
-
-
-def _power_coefficients(
-    activation: str, m: Any, s: Any, order: int, power: int, backend: ArrayBackend, n_nodes: int
-) -> Any:
-    """``E[phi(m + s z)^power He_k(z)]``, ``k = 0..order``, ``power`` in {1, 2}; shape ``(order+1, n)``."""
-    act = check_activation(activation)
-    order = check_int("order", order, minimum=0)
-    if act != "relu":
-        return _gh_coefficients(act, m, s, order, power, backend, n_nodes)
-    orders = (order, 0) if power == 1 else (0, order)
-    return relu_coefficient_tables(m, s, *orders, backend=backend)[power - 1]
+    """ReLU ``(a, b, E relu^3)``: ``a`` of shape ``(order_a+1, n)``, ``b`` ``(order_b+1, n)``."""
+    return _acts.RELU.tables(m, s, order_a, order_b, True, backend)
 
 
 def hermite_coefficients(
-    activation: str,
-    m: Any,
-    s: Any,
-    order: int,
-    *,
-    backend: ArrayBackend = NUMPY,
-    n_nodes: int = 100,
+    activation: Any, m: Any, s: Any, order: int, *, backend: ArrayBackend = NUMPY,
 ) -> Any:
-    """``a_k(i) = E[phi(m_i + s_i z) He_k(z)]`` for ``k = 0..order``; returns shape ``(order+1, n)``.
+    """``a_k(i) = E[phi(m_i + s_i z) He_k(z)]`` for ``k = 0..order``; shape ``(order+1, n)``.
 
-    ReLU: closed form (module docstring); GELU/tanh: ``n_nodes``-point Gauss-Hermite.
-    ``m``, ``s`` have shape ``(n,)`` and ``s > 0``.
+    Dispatched to the :class:`~lowprob.array_kernels.activations.Activation` (ReLU closed
+    form; GELU/tanh Gauss-Hermite). ``m``, ``s`` have shape ``(n,)`` and ``s > 0``.
     """
-    return _power_coefficients(activation, m, s, order, 1, backend, n_nodes)
+    order = check_int("order", order, minimum=0)
+    return get_activation(activation).tables(m, s, order, 0, False, backend)[0]
 
 
 def square_hermite_coefficients(
-    activation: str,
-    m: Any,
-    s: Any,
-    order: int,
-    *,
-    backend: ArrayBackend = NUMPY,
-    n_nodes: int = 100,
+    activation: Any, m: Any, s: Any, order: int, *, backend: ArrayBackend = NUMPY,
 ) -> Any:
     """``b_k(i) = E[phi(m_i + s_i z)^2 He_k(z)]``, ``k = 0..order``; shape ``(order+1, n)``."""
-    return _power_coefficients(activation, m, s, order, 2, backend, n_nodes)
+    order = check_int("order", order, minimum=0)
+    return get_activation(activation).tables(m, s, 0, order, False, backend)[1]
 
 
-def third_moment(
-    activation: str, m: Any, s: Any, *, backend: ArrayBackend = NUMPY, n_nodes: int = 100
-) -> Any:
-    """``E[phi(m + s z)^3]`` (ReLU closed form, else Gauss-Hermite); shape ``(n,)``."""
-    act = check_activation(activation)
-    if act == "relu":
-        return relu_moments(m, s, backend=backend)[2]
-    return _gh_coefficients(act, m, s, 0, 3, backend, n_nodes)[0]
+def third_moment(activation: Any, m: Any, s: Any, *, backend: ArrayBackend = NUMPY) -> Any:
+    """``E[phi(m + s z)^3]``; shape ``(n,)``."""
+    return get_activation(activation).tables(m, s, 0, 0, True, backend)[2]
 
 
 def mehler_covariance(coeffs_i: Any, coeffs_j: Any, rho: Any, *, backend: ArrayBackend = NUMPY) -> Any:
     """``sum_{k=1}^{K} a_k(i) b_k(j) rho_ij^k / k!`` for coefficient arrays ``(K+1, n)``; ``(n, n)``.
 
-    The ``k = 0`` row is the mean and is skipped. Truncation error is
-    ``O(|rho|^{K+1})``; use it off the diagonal, where wide random nets have small ``rho``.
-    Computed as one ``einsum`` over the stacked powers ``rho^k`` (``K n^2`` memory), which
-    keeps the op count (and flopscope's per-op overhead) independent of ``K``.
+    Truncation error ``O(|rho|^{K+1})``; use it off the diagonal, where wide random nets
+    have small ``rho``.
     """
-    xp = backend.xp
-    K = coeffs_i.shape[0] - 1
-    n_i, n_j = rho.shape
-    inv_fact = np.array([1.0 / math.factorial(k) for k in range(1, K + 1)])
-    powers = xp.cumprod(xp.broadcast_to(rho[None], (K, n_i, n_j)), axis=0)
-    return xp.einsum("ki,kj,kij->ij", coeffs_i[1:] * xp.asarray(inv_fact)[:, None],
-                     coeffs_j[1:], powers)
+    return _mehler(coeffs_i, coeffs_j, rho, backend.xp)
 
 
 @lru_cache(maxsize=8)
@@ -287,8 +159,45 @@ def relu_cross_covariance(
     return (s[:, None] * s[None, :]) * (rho * np.outer(Phi, Phi) + integral)
 
 
+def _mehler_cross_covariance(act: Any, mean: np.ndarray, s: np.ndarray, rho: np.ndarray, *,
+                             hermite_order: int, n_quad: int) -> np.ndarray:
+    a = hermite_coefficients(act, mean, s, hermite_order)
+    return mehler_covariance(a, a, rho)
+
+
+def _plackett_cross_covariance(act: Any, mean: np.ndarray, s: np.ndarray, rho: np.ndarray, *,
+                               hermite_order: int, n_quad: int) -> np.ndarray:
+    return relu_cross_covariance(mean / s, s, rho, n_quad=n_quad)
+
+
+@dataclass(frozen=True)
+class CrossCovarianceRule:
+    """``fn(act, mean, s, rho, *, hermite_order, n_quad) -> (n, n)`` and its analytic FLOPs
+    ``flops(act, n, hermite_order, n_quad)`` (elementwise 1, transcendental ``T``)."""
+
+    fn: Any
+    flops: Any
+
+
+_T = _acts.TRANSCENDENTAL_FLOPS
+#: Activation type -> :class:`CrossCovarianceRule` for the off-diagonal
+#: ``Cov(phi(h_i), phi(h_j))`` (MRO lookup); the Mehler series is the default.
+CROSS_COVARIANCE: Registry[CrossCovarianceRule] = Registry("cross-covariance rule")
+CROSS_COVARIANCE.add(_acts.Activation, CrossCovarianceRule(
+    _mehler_cross_covariance,
+    lambda act, n, P, Q: (4 * P + 6) * n * n + act.tables_flops(n, P) + 4 * _T * n))
+CROSS_COVARIANCE.add(_acts.ReLU, CrossCovarianceRule(
+    _plackett_cross_covariance, lambda act, n, P, Q: Q * (2 * _T + 14) * n * n + 4 * _T * n))
+
+
+def cross_covariance_rule(activation: Any) -> CrossCovarianceRule:
+    """The :data:`CROSS_COVARIANCE` entry for an activation (most specific type first)."""
+    act = get_activation(activation)
+    return next(CROSS_COVARIANCE.get(t) for t in type(act).__mro__ if t in CROSS_COVARIANCE)
+
+
 def gaussian_activation_moments(
-    activation: str,
+    activation: Any,
     mean: np.ndarray,
     cov: np.ndarray,
     *,
@@ -298,11 +207,11 @@ def gaussian_activation_moments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(E phi(h), Cov phi(h))`` for ``h ~ N(mean, cov)``, exact up to quadrature (numpy).
 
-    Diagonal: exact 1-D moments. Off-diagonal: ReLU by :func:`relu_cross_covariance`
-    (Plackett quadrature); GELU/tanh by the Mehler series to ``hermite_order`` with
-    Gauss-Hermite coefficients. Shapes: ``mean (n,)``, ``cov (n, n)``.
+    Diagonal: exact 1-D moments. Off-diagonal: the rule in :data:`CROSS_COVARIANCE` for the
+    activation's type (ReLU: Plackett quadrature; otherwise the Mehler series to
+    ``hermite_order``). Shapes: ``mean (n,)``, ``cov (n, n)``.
     """
-    act = check_activation(activation)
+    act = get_activation(activation)
     mean = np.asarray(mean, dtype=np.float64)
     cov = np.asarray(cov, dtype=np.float64)
     if cov.shape != (mean.shape[0],) * 2:
@@ -310,13 +219,8 @@ def gaussian_activation_moments(
     var = np.maximum(np.diag(cov), var_floor)
     s = np.sqrt(var)
     rho = cov / np.outer(s, s)
-    if act == "relu":
-        e1, e2, _ = relu_moments(mean, s)
-        out_cov = relu_cross_covariance(mean / s, s, rho, n_quad=n_quad)
-    else:
-        a = hermite_coefficients(act, mean, s, hermite_order)
-        b = square_hermite_coefficients(act, mean, s, 0)
-        e1, e2 = a[0], b[0]
-        out_cov = mehler_covariance(a, a, rho)
+    a, b, _ = act.tables(mean, s, 0, 0, False, NUMPY)
+    e1, e2 = a[0], b[0]
+    out_cov = cross_covariance_rule(act).fn(act, mean, s, rho, hermite_order=hermite_order, n_quad=n_quad)
     np.fill_diagonal(out_cov, np.maximum(e2 - e1 * e1, 0.0))
     return e1, out_cov

@@ -119,6 +119,8 @@ class PropagationTrace:
         max_terms: the largest ``n_terms`` held after any projection.
         seconds: wall time of the whole loop (for the whole batch).
         flops_by_label: the online FLOPs split by operation label.
+        states: every projected representation ``(M_1, ..., M_n)`` when
+            ``propagate(..., keep_states=True)``, else ``()``.
     """
 
     value: np.ndarray | float
@@ -129,6 +131,7 @@ class PropagationTrace:
     max_terms: int
     seconds: float
     flops_by_label: dict[str, float]
+    states: tuple[Any, ...] = ()
 
 
 def backward_claims(terminal: Any, steps: Sequence[Any]) -> list[Any]:
@@ -156,6 +159,7 @@ def propagate(
     claims: Sequence[Any],
     budget: int,
     flops: FlopCounter | None = None,
+    keep_states: bool = False,
 ) -> PropagationTrace:
     """Run deduction--projection: ``M_i = project(deduce(M_{i-1}, L_i), C_i, K)``.
 
@@ -166,6 +170,7 @@ def propagate(
         claims: ``[C_1, ..., C_n]`` (e.g. from :func:`backward_claims`).
         budget: ``K``, the number of terms kept after each projection.
         flops: optional counter (pre-filled with precomputation); a new one by default.
+        keep_states: also return every ``M_i`` in ``trace.states`` (for layerwise read-outs).
 
     Returns:
         A :class:`PropagationTrace`; ``trace.value = E_{M_n}[1]``.
@@ -179,12 +184,15 @@ def propagate(
     counter = flops if flops is not None else FlopCounter()
     rep = initial
     records = []
+    kept = []
     max_terms = int(rep.n_terms)
     start = time.perf_counter()
     for i, (step, claim) in enumerate(zip(steps, claims, strict=True)):
         t0, f0 = time.perf_counter(), counter.online
         rep = deduce(rep, step, counter)
         rep = projector(rep, claim, budget, counter)
+        if keep_states:
+            kept.append(rep)
         max_terms = max(max_terms, int(rep.n_terms))
         records.append(
             StepRecord(
@@ -202,4 +210,5 @@ def propagate(
         max_terms=max_terms,
         seconds=time.perf_counter() - start,
         flops_by_label=dict(counter.by_label),
+        states=tuple(kept),
     )

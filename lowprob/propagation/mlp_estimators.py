@@ -38,22 +38,22 @@ from scipy import special
 
 from lowprob._progress import progress
 from lowprob._validation import as_generator, check_budget, check_int
+from lowprob.array_kernels.cumulant_steps import PendingActivation
 from lowprob.errors import BudgetError, InputTypeError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
 from lowprob.propagation.cumulants import (
     TRANSCENDENTAL_FLOPS,
     CumulantState,
     check_order,
-    input_state,
     layer_flops,
-    linear_step,
-    nonlinear_step,
+    propagate_mlp,
 )
-from lowprob.propagation.gaussian_moments import gaussian_activation_moments
-from lowprob.toy_models.random_mlp import RandomMLP
+from lowprob.propagation.gaussian_moments import cross_covariance_rule, gaussian_activation_moments
+from lowprob.toy_models.random_mlp import RandomMLP, get_activation
 
 __all__ = [
     "CumulantPropagation",
+    "GaussianMomentProjector",
     "GaussianMomentPropagation",
     "LayerMeans",
     "MLPTailProblem",
@@ -116,10 +116,10 @@ def _check_mlp(mlp: object) -> RandomMLP:
     return mlp
 
 
-def mc_flops_per_sample(width: int, depth: int, activation: str = "relu") -> int:
+def mc_flops_per_sample(width: int, depth: int, activation: Any = "relu") -> int:
     """Counted FLOPs of one Monte Carlo sample (see module docstring)."""
     n, L = width, depth
-    c_phi = 1 if activation == "relu" else TRANSCENDENTAL_FLOPS
+    c_phi = get_activation(activation).flops_per_element
     return int(TRANSCENDENTAL_FLOPS * n + L * (2 * n * n + c_phi * n + n))
 
 
@@ -304,26 +304,45 @@ class CumulantPropagation(_Propagation):
     def propagate(self, mlp: RandomMLP) -> list[CumulantState]:
         """All states: ``[pre_1, post_1, pre_2, post_2, ..., pre_L, post_L]``."""
         mlp = _check_mlp(mlp)
-        state = input_state(mlp.width, self.order, diagonal=self.diagonal,
-                            structured=self.structured)
-        out = []
-        for w in mlp.weights:
-            state = linear_step(state, np.asarray(w, dtype=np.float64))
-            out.append(state)
-            state = nonlinear_step(state, mlp.activation, hermite_order=self.hermite_order,
-                                   third_order_terms=self.third_order_terms)
-            out.append(state)
-        return out
+        trace = propagate_mlp(mlp.weights, mlp.activation, self.order, diagonal=self.diagonal,
+                              structured=self.structured, hermite_order=self.hermite_order,
+                              third_order_terms=self.third_order_terms)
+        return list(trace.states)
 
     def _propagate(self, mlp: RandomMLP) -> tuple[np.ndarray, CumulantState]:
         states = self.propagate(mlp)
         return np.stack([s.mean for s in states[1::2]]), states[-2]
 
 
+@dataclass(frozen=True)
+class GaussianMomentProjector:
+    """Project the law of ``phi(h)``, ``h ~ N(mean, cov)``, onto a Gaussian by its exact moments.
+
+    Used as the projector of :func:`~lowprob.propagation.loop.propagate` with the same
+    deduction rules as cumulant propagation (:mod:`lowprob.propagation.cumulant_rules`); the
+    moments come from :func:`~lowprob.propagation.gaussian_moments.gaussian_activation_moments`.
+    """
+
+    n_quad: int = 24
+    hermite_order: int = 16
+
+    def __call__(self, rep: Any, claims: Any, budget: int, flops: Any) -> Any:
+        if not isinstance(rep, PendingActivation):
+            return rep
+        n = rep.state.width
+        flops.add(cross_covariance_rule(rep.activation).flops(
+            rep.activation, n, self.hermite_order, self.n_quad), "nonlinear")
+        mean, cov = gaussian_activation_moments(
+            rep.activation, rep.state.mean, rep.state.cov, n_quad=self.n_quad,
+            hermite_order=self.hermite_order)
+        return CumulantState(mean, cov)
+
+
 class GaussianMomentPropagation(_Propagation):
     """Mean/covariance propagation with exact Gaussian moments (ReLU: Plackett quadrature).
 
-    Equal to :class:`CumulantPropagation` with ``order=2`` up to Mehler truncation.
+    Equal to :class:`CumulantPropagation` with ``order=2`` up to Mehler truncation: the same
+    loop and deduction rules, with :class:`GaussianMomentProjector` as the projection.
     """
 
     name = "gaussian"
@@ -334,26 +353,13 @@ class GaussianMomentPropagation(_Propagation):
 
     def _flops_per_layer(self, mlp: RandomMLP) -> int:
         n = mlp.width
-        T = TRANSCENDENTAL_FLOPS
         lin = 2 * n * n + 4 * n**3
-        if mlp.activation == "relu":
-            nonlin = self.n_quad * (2 * T + 14) * n * n + 4 * T * n
-        else:
-            nonlin = (4 * self.hermite_order + 6) * n * n + 100 * (T + 4 * self.hermite_order) * n
-        return int(lin + nonlin)
+        rule = cross_covariance_rule(mlp.activation)
+        return int(lin + rule.flops(get_activation(mlp.activation), n, self.hermite_order,
+                                    self.n_quad))
 
     def _propagate(self, mlp: RandomMLP) -> tuple[np.ndarray, CumulantState]:
-        n = mlp.width
-        mean, cov = np.zeros(n), np.eye(n)
-        rows = []
-        pre = None
-        for w in mlp.weights:
-            w = np.asarray(w, dtype=np.float64)
-            hm, hc = mean @ w, w.T @ cov @ w
-            hc = 0.5 * (hc + hc.T)
-            pre = CumulantState(hm, hc)
-            mean, cov = gaussian_activation_moments(mlp.activation, hm, hc, n_quad=self.n_quad,
-                                                    hermite_order=self.hermite_order)
-            rows.append(mean)
-        assert pre is not None
-        return np.stack(rows), pre
+        proj = GaussianMomentProjector(self.n_quad, self.hermite_order)
+        trace = propagate_mlp(mlp.weights, mlp.activation, 2, projector=proj)
+        states = trace.states
+        return np.stack([s.mean for s in states[1::2]]), states[-2]

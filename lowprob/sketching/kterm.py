@@ -74,7 +74,7 @@ class KTerm:
         return f"{type(self).__name__}(K={self.K})"
 
 
-SKETCH_VIEWS: Registry[Callable[[Any, Measure], KTerm]] = Registry("sketch view")
+SKETCH_VIEWS: Registry[Callable[[Any, Measure], KTerm]] = Registry("sketch view", plugins=True)
 """``representation type -> view(rep, target) -> KTerm``; filled by the representation's module."""
 
 

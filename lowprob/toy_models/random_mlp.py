@@ -26,13 +26,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from lowprob._validation import as_generator, check_finite_array, check_int
+from lowprob.array_backends import NUMPY, gauss_hermite_rule
+from lowprob.array_kernels.activations import GELU, RELU, TANH, Activation
 from lowprob.errors import InputTypeError, InputValueError
+from lowprob.registry import Registry
 
 __all__ = [
     "ACTIVATIONS",
@@ -41,59 +44,53 @@ __all__ = [
     "activation_function",
     "check_activation",
     "critical_weight_variance",
+    "get_activation",
 ]
 
 
-def _relu(h: np.ndarray) -> np.ndarray:
-    return np.maximum(h, 0.0)
-
-
-def _gelu(h: np.ndarray) -> np.ndarray:
-    # exact GELU: h * Phi(h)
-    return h * special.ndtr(h)
-
-
-def _tanh(h: np.ndarray) -> np.ndarray:
-    return np.tanh(h)
-
-
-#: name -> elementwise numpy activation phi.
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": _relu,
-    "gelu": _gelu,
-    "tanh": _tanh,
-}
+#: name -> :class:`~lowprob.array_kernels.activations.Activation`, registered once.
+ACTIVATIONS: Registry[Activation] = Registry("activation")
+for _act in (RELU, GELU, TANH):
+    ACTIVATIONS.add(_act.name, _act)
 
 #: Supported initialisations.
 INITS: tuple[str, ...] = ("he", "critical")
 
 
 def check_activation(activation: object) -> str:
-    """Validate an activation name (``"relu"``, ``"gelu"`` or ``"tanh"``) and return it."""
+    """Validate an activation (a registered name or :class:`Activation`) and return its name."""
+    return get_activation(activation).name
+
+
+def get_activation(activation: object) -> Activation:
+    """The registered :class:`Activation` for a name (case-insensitive) or an instance."""
+    if isinstance(activation, Activation):
+        return activation
     if not isinstance(activation, str):
         raise InputTypeError(
-            f"activation must be a string, one of {sorted(ACTIVATIONS)!r}, got {activation!r}."
+            f"activation must be a string, one of {sorted(ACTIVATIONS.keys())!r}, got "
+            f"{activation!r}."
         )
     key = activation.lower()
     if key not in ACTIVATIONS:
         raise InputValueError(
-            f"unknown activation {activation!r}; supported: {sorted(ACTIVATIONS)!r}."
+            f"unknown activation {activation!r}; supported: {sorted(ACTIVATIONS.keys())!r}."
         )
-    return key
+    return ACTIVATIONS.get(key)
 
 
-def activation_function(activation: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The numpy function ``phi`` for a (validated) activation name."""
-    return ACTIVATIONS[check_activation(activation)]
+def activation_function(activation: object) -> Callable[[np.ndarray], np.ndarray]:
+    """The numpy function ``phi`` of a (validated) activation."""
+    return partial(get_activation(activation).forward, backend=NUMPY)
 
 
-def critical_weight_variance(activation: str, *, n_nodes: int = 80) -> float:
-    """``sigma_w^2 = 1 / E_{z~N(0,1)}[phi(z)^2]`` by Gauss-Hermite (2.0 for ReLU, exactly)."""
-    act = check_activation(activation)
-    if act == "relu":
-        return 2.0
-    z, w = np.polynomial.hermite_e.hermegauss(n_nodes)
-    second = float(np.sum(w * ACTIVATIONS[act](z) ** 2) / math.sqrt(2.0 * math.pi))
+def critical_weight_variance(activation: object, *, n_nodes: int = 80) -> float:
+    """``sigma_w^2 = 1 / E_{z~N(0,1)}[phi(z)^2]`` (closed form when the activation has one)."""
+    act = get_activation(activation)
+    if act.critical_variance is not None:
+        return float(act.critical_variance)
+    z, w = gauss_hermite_rule(n_nodes)
+    second = float(np.sum(w * act.forward(z, NUMPY) ** 2))
     return 1.0 / second
 
 
@@ -183,7 +180,7 @@ class RandomMLP:
 
     def to_whestbench(self, *, seed: int = 0) -> Any:
         """Convert to a ``whestbench.domain.MLP`` (needs the ``lowprob[whestbench]`` extra)."""
-        if self.activation != "relu":
+        if get_activation(self.activation) is not RELU:
             raise InputValueError(
                 f"WhestBench MLPs are ReLU only; this MLP uses activation {self.activation!r}."
             )
@@ -210,7 +207,7 @@ class RandomMLP:
 
     @property
     def phi(self) -> Callable[[np.ndarray], np.ndarray]:
-        return ACTIVATIONS[self.activation]
+        return activation_function(self.activation)
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: object, *, return_pre: bool = False) -> list[np.ndarray]:

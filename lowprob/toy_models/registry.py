@@ -21,7 +21,7 @@ from lowprob.registry import Registry
 
 __all__ = ["TOY_ESTIMATORS", "get_toy_estimator", "toy_estimator_names"]
 
-TOY_ESTIMATORS: Registry[Callable[..., Estimator]] = Registry("toy estimator")
+TOY_ESTIMATORS: Registry[Callable[..., Estimator]] = Registry("toy estimator", plugins=True)
 
 
 def get_toy_estimator(name: str, **options: Any) -> Estimator:

@@ -1,0 +1,226 @@
+"""WhestBench estimators on the flopscope backend: cumulant propagation and rotated designs.
+
+WhestBench (PyPI ``whestbench``, ARC's Whitebox Estimation Challenge) scores FLOP-budgeted
+predictions of the per-layer post-ReLU means ``E[x_l]``, shape ``(depth, width)``, of random
+He-initialised bias-free ReLU MLPs. Per MLP the score is ``final_layer_mse *
+max(0.1, C / B)`` (``whestbench.budget.score_multiplier``), every op metered by flopscope.
+
+* :class:`KpropEstimator`: cumulant propagation (structured ``K = 3``, ``K = 2`` or power
+  cumulants) through the generic deduction-projection loop
+  (:func:`lowprob.propagation.cumulant_rules.propagate_mlp`), the richest variant that fits.
+* :class:`DesignEstimator`: unbiased rotated-cross-polytope sampling
+  (:mod:`lowprob.array_kernels.designs`: exact radius for ReLU, exact on degrees <= 3),
+  optionally shrunk toward a propagated mean (``shrink=True``): the design means ``d_i`` are
+  regressed across neurons on ``[1, p_i]`` (``p`` = propagated final-layer means) and
+  shrunk toward the fit by the positive-part James-Stein factor
+  ``c = min(1, (n - 4) sigma^2 / ||d - fit||^2)`` with ``sigma^2`` the pooled
+  between-design variance of a neuron's mean (Efron & Morris 1973). Under Gaussian noise of
+  equal variance this never has larger total squared error in expectation than ``d`` itself;
+  ``c`` is about ``sigma^2 / (sigma^2 + bias^2)``, so where propagation is accurate the noise
+  is removed and where it is not, nothing changes.
+
+Spending: the 0.1 floor of the multiplier makes ``budget_fraction = 0.1`` the cheapest
+point at which an unbiased estimator's expected score equals its value at the full budget
+(``Var/(f N) * max(0.1, f)`` is flat for ``f >= 0.1``). Budgets too small for any variant
+raise :class:`~lowprob.errors.BudgetError` before any work.
+
+This module imports flopscope, whestbench and lowprob's stdlib-only kernels, nothing heavy,
+so ``whest run`` setup stays well under a second; ``lowprob whestbench export`` bundles it
+with the kernels into one file that imports only flopscope, whestbench and the standard
+library.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import flopscope.numpy as fnp
+from whestbench import BaseEstimator
+
+from lowprob.array_kernels.activations import RELU, flopscope_backend
+from lowprob.array_kernels.cumulant_steps import CumulantProjector, initial_cumulants
+from lowprob.array_kernels.designs import (
+    james_stein_toward_fit,
+    plan_designs,
+    rotated_cross_polytope_means,
+)
+from lowprob.errors import BudgetError, InputValueError
+from lowprob.propagation.cumulant_rules import propagate_mlp
+
+__all__ = ["VARIANTS", "DesignEstimator", "KpropEstimator", "flopscope_layer_cost"]
+
+
+#: Variants, richest first: (name, order, diagonal, structured).
+VARIANTS: tuple[tuple[str, int, bool, bool], ...] = (
+    ("kprop3-struct", 3, False, True),
+    ("kprop2", 2, False, False),
+    ("kprop2-diag", 2, True, False),
+)
+
+
+def flopscope_layer_cost(variant: str, width: int, *, hermite_order: int) -> int:
+    """Upper bound on flopscope's bill for one layer of a :class:`KpropEstimator` variant.
+
+    float64 is billed at twice float32: a ``(m,k)@(k,p)`` matmul at ``2 m (2k-1) p``,
+    elementwise ops at 2, ``Phi``/``phi`` at 96 per element. Leading terms per layer (before
+    the factor 2): ``kprop2`` ``4 n^3 + ~7 P n^2``; ``kprop3-struct`` ``10 n^3 + ~14 P n^2``;
+    ``kprop2-diag`` ``~8 n^2``. The constants carry a margin, checked against flopscope in
+    the tests.
+    """
+    n, P = width, hermite_order
+    if variant == VARIANTS[2][0]:
+        cost = 8 * n * n + (300 + 20 * P) * n
+    elif variant == VARIANTS[1][0]:
+        cost = 4 * n**3 + (10 * P + 40) * n * n + (300 + 20 * P) * n
+    elif variant == VARIANTS[0][0]:
+        cost = 10 * n**3 + (14 * P + 60) * n * n + (400 + 40 * P) * n
+    else:
+        raise InputValueError(f"unknown variant {variant!r}; known: {[v[0] for v in VARIANTS]!r}.")
+    return int(2 * cost)
+
+
+def _check_fraction(budget_fraction: float) -> float:
+    f = float(budget_fraction)
+    if not 0 < f <= 1:
+        raise InputValueError(f"budget_fraction must be in (0, 1], got {budget_fraction!r}.")
+    return f
+
+
+def _check_variants(variants: tuple[str, ...] | None) -> tuple[tuple[str, int, bool, bool], ...]:
+    known = {v[0]: v for v in VARIANTS}
+    names = tuple(known) if variants is None else tuple(variants)
+    for v in names:
+        if v not in known:
+            raise InputValueError(f"unknown variant {v!r}; known: {list(known)!r}.")
+    return tuple(known[v] for v in names)
+
+
+def _propagated_final_mean(mlp: Any, variant: tuple[str, int, bool, bool], hermite_order: int,
+                           backend: Any) -> list[Any]:
+    """Per-layer propagated means (flopscope arrays) of ``mlp`` under ``variant``."""
+    _, order, diagonal, structured = variant
+    state = initial_cumulants(mlp.width, order, diagonal, structured, backend.xp, fnp.float64)
+    weights = [fnp.asarray(w, dtype=fnp.float64) for w in mlp.weights]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # flopscope's symmetry-tracking notes
+        trace = propagate_mlp(state, weights, RELU, backend, CumulantProjector(hermite_order))
+    return [s.mean for s in trace.states[1::2]]
+
+
+class KpropEstimator(BaseEstimator):
+    """Cumulant propagation under WhestBench's contract.
+
+    Runs the richest of :data:`VARIANTS` whose predicted cost fits
+    ``budget_fraction * budget``.
+
+    Args:
+        hermite_order: Mehler terms ``P`` in the covariance series.
+        variants: names allowed, richest first (default: all of :data:`VARIANTS`).
+        budget_fraction: plan to spend at most this fraction of the budget (0.2 lets
+            ``kprop3-struct`` run at width 1024, depth 16, budget ``2**41``).
+    """
+
+    def __init__(self, *, hermite_order: int = 4, variants: tuple[str, ...] | None = None,
+                 budget_fraction: float = 0.2) -> None:
+        if isinstance(hermite_order, bool) or not isinstance(hermite_order, int) or hermite_order < 1:
+            raise InputValueError(f"hermite_order must be an int >= 1, got {hermite_order!r}.")
+        self.hermite_order = hermite_order
+        self.variants = _check_variants(variants)
+        self.budget_fraction = _check_fraction(budget_fraction)
+        self.last_variant: str | None = None
+
+    def _cost(self, name: str, width: int) -> int:
+        return flopscope_layer_cost(name, width, hermite_order=self.hermite_order)
+
+    def plan(self, width: int, depth: int, budget: int) -> tuple[str, int, bool, bool]:
+        """The richest allowed variant whose whole-net cost fits, or raise ``BudgetError``."""
+        usable = budget * self.budget_fraction
+        for v in self.variants:
+            if self._cost(v[0], width) * depth <= usable:
+                return v
+        cheapest = min(self._cost(v[0], width) for v in self.variants)
+        if cheapest > usable:
+            raise BudgetError(
+                f"budget={budget!r} FLOPs (x budget_fraction {self.budget_fraction}) is too "
+                f"small for even one layer of cumulant propagation at width {width} (needs "
+                f"about {cheapest} FLOPs per layer)."
+            )
+        raise BudgetError(
+            f"budget={budget!r} FLOPs (x budget_fraction {self.budget_fraction}) covers only "
+            f"{int(usable // cheapest)} of {depth} layers (about {cheapest} FLOPs per layer at "
+            f"width {width}); pass a larger budget."
+        )
+
+    def predict(self, mlp: Any, budget: int) -> Any:
+        """Per-layer post-ReLU means, a flopscope array of shape ``(mlp.depth, mlp.width)``."""
+        variant = self.plan(mlp.width, mlp.depth, int(budget))
+        self.last_variant = variant[0]
+        rows = _propagated_final_mean(mlp, variant, self.hermite_order, flopscope_backend())
+        return fnp.stack(rows, axis=0)
+
+
+class DesignEstimator(BaseEstimator):
+    """Rotated cross-polytope sampling, optionally shrunk toward propagation (module docstring).
+
+    Args:
+        budget_fraction: fraction of the budget to spend (default 0.1, see module docstring).
+        shrink: James-Stein shrinkage of the final layer toward a regression on the
+            propagated means (needs at least two full designs; otherwise skipped).
+        propagation_share: at most this share of the spend goes to propagation; the richest
+            :data:`VARIANTS` entry that fits is used (none fits: no shrinkage).
+        hermite_order: Mehler terms of the propagation.
+    """
+
+    def __init__(self, *, budget_fraction: float = 0.1, shrink: bool = True,
+                 propagation_share: float = 0.25, hermite_order: int = 4) -> None:
+        self.budget_fraction = _check_fraction(budget_fraction)
+        self.shrink = bool(shrink)
+        if not 0 <= float(propagation_share) < 1:
+            raise InputValueError(
+                f"propagation_share must be in [0, 1), got {propagation_share!r}.")
+        self.propagation_share = float(propagation_share)
+        self.hermite_order = int(hermite_order)
+        self.last_info: dict[str, Any] = {}
+
+    def plan(self, width: int, depth: int, budget: int) -> tuple[Any, Any]:
+        """``(design plan, propagation variant or None)``, or raise ``BudgetError``."""
+        usable = float(budget) * self.budget_fraction
+        variant = None
+        if self.shrink:
+            for v in VARIANTS:
+                c = flopscope_layer_cost(v[0], width, hermite_order=self.hermite_order) * depth
+                if c <= self.propagation_share * usable:
+                    variant = v
+                    break
+        prop_cost = 0 if variant is None else flopscope_layer_cost(
+            variant[0], width, hermite_order=self.hermite_order) * depth
+        designs = plan_designs(width, depth, usable - prop_cost - 64 * width, RELU)
+        if designs is None:
+            raise BudgetError(
+                f"budget={budget!r} FLOPs (x budget_fraction {self.budget_fraction}) is too "
+                f"small for one antithetic pair of samples through a {depth}-layer, width-"
+                f"{width} net; pass a larger budget."
+            )
+        if designs.n_designs < 2:
+            variant = None  # no between-design variance: shrinkage would be blind
+        return designs, variant
+
+    def predict(self, mlp: Any, budget: int) -> Any:
+        """Per-layer means ``(depth, width)``; the final row possibly shrunk (module docstring)."""
+        designs, variant = self.plan(mlp.width, mlp.depth, int(budget))
+        backend = flopscope_backend()
+        rng = fnp.random.default_rng(int(mlp.seed))
+        means, per_design = rotated_cross_polytope_means(
+            list(mlp.weights), RELU, backend, rng, designs, dtype=fnp.float32,
+            acc_dtype=fnp.float64)
+        self.last_info = {"n_designs": designs.n_designs, "extra_pairs": designs.extra_pairs,
+                          "variant": None if variant is None else variant[0], "shrink": 0.0}
+        if variant is None:
+            return means
+        p = _propagated_final_mean(mlp, variant, self.hermite_order, backend)[-1]
+        final, c = james_stein_toward_fit(means[-1], fnp.stack(per_design, axis=0), p,
+                                          designs.points(mlp.width), fnp)
+        self.last_info["shrink"] = float(c)
+        return fnp.concatenate([means[:-1], final[None, :]], axis=0)
+
