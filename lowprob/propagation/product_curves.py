@@ -58,7 +58,7 @@ class CurveProblem:
     describe: Callable[[ProductCurveConfig], str]
 
 
-CURVE_PROBLEMS: Registry[CurveProblem] = Registry("product curve problem", plugins=True)
+CURVE_PROBLEMS: Registry[CurveProblem] = Registry("curve problem", plugins=True)
 
 
 @dataclass(frozen=True)
