@@ -2,7 +2,11 @@
 
 Tier: fast. Tolerances: sampling is unbiased (4 binomial standard errors); kernel and hermite
 are deterministic approximations whose error at the stated budget on m = 8, d = 4 instances
-with p >= 1e-3 is below the stated ``atol`` (measured errors were < 1/3 of it).
+with p >= 1e-3 is below the stated ``atol`` (measured errors were < 1/3 of it). The relative
+MSE over the kit's 8 instances (p from 1.1e-3 to 7.2e-2; the best constant reaches 0.34) was
+measured at 2.9e-4 (kernel, budget 140), 5.7e-3 (hermite, budget 126) and 6.5e-4 (sampling,
+20 000 samples; expected ~1.1e-3); ``nmse_tolerance`` is 5-17x those and <= 1/4 of 0.34, so
+every constant estimator fails it (tests/test_testing_kit.py feeds constants to each class).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from lowprob.toy_models.registry import get_toy_estimator
 
 class TestKernelContract(EstimatorContract):
     budget = 140
+    nmse_tolerance = 0.005
     kind = "approximate"
     tolerance = Tolerance(k_sigma=0.0, atol=3e-3, variance="none")
     invariance = "statistical"  # the projection order depends on the row order
@@ -34,6 +39,7 @@ class TestKernelContract(EstimatorContract):
 
 class TestHermiteContract(EstimatorContract):
     budget = 126
+    nmse_tolerance = 0.03
     kind = "approximate"
     tolerance = Tolerance(k_sigma=0.0, atol=1e-2, variance="none")
     invariance = "statistical"
@@ -44,6 +50,7 @@ class TestHermiteContract(EstimatorContract):
 
 class TestSamplingContract(EstimatorContract):
     budget = 20_000
+    nmse_tolerance = 0.01
     kind = "unbiased"
     tolerance = Tolerance(k_sigma=4.0, atol=1e-4, variance="binomial")
     invariance = "statistical"
