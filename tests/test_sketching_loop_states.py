@@ -104,8 +104,9 @@ def test_hermite_state_view_is_its_exact_direction_law():
     """HermiteDensity -> HarmonicSketch of the law of x/|x| under g(x) N(0, I)(dx): checked
     against 200 000 Gaussian draws (E_gamma[f(x) g(x)] for a half-space claim f, 4 standard
     errors); the Gaussian itself views as exactly uniform; the error falls with the degree."""
-    from lowprob.propagation.hermite_density import HermiteDensity, HermiteBasis, hermite_truncation
     from numpy.polynomial.hermite_e import hermeval
+
+    from lowprob.propagation.hermite_density import HermiteBasis, HermiteDensity, hermite_truncation
 
     W, cone, p = _cone()
     claims = RandomHalfspaceProduct(M_CLAIMS, dim=N_DIM)
