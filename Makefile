@@ -6,13 +6,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest -n 2 --dist loadfile
 
-.PHONY: venv demo test test-slow lint dups clean
+.PHONY: venv demo test test-slow lint docs dups clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,plot,lm,whestbench,tl,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,plot,lm,whestbench,tl,dev,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,6 +31,10 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lowprob tests benchmarks
+
+## Reference pages generated from the docstrings (mkdocs + mkdocstrings); warnings are errors.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -20,7 +20,6 @@ Writes sketch_error.json and sketch_error.png to --out and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from lowprob._io import atomic_write_json  # noqa: E402
 from lowprob._progress import progress  # noqa: E402
 from lowprob.sketching.claims import KernelClaims, RandomHalfspaceProduct  # noqa: E402
 from lowprob.sketching.kernels import RBFKernel  # noqa: E402
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "candidates": args.candidates,
         "results": results,
     }
-    (args.out / "sketch_error.json").write_text(json.dumps(record, indent=1, default=float))
+    atomic_write_json(args.out / "sketch_error.json", record, indent=1)
     try:
         import matplotlib
 

@@ -13,7 +13,6 @@ Writes ``benchmarks/results/toy_baselines.{json,png}``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from lowprob._io import atomic_write_json  # noqa: E402
 from lowprob._progress import progress  # noqa: E402
 from lowprob.toy_models import HalfspaceToy, exact_probability  # noqa: E402
 from lowprob.toy_models.registry import get_toy_estimator  # noqa: E402
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['mean_seconds']:>8.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
     cmd = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/toy_baselines.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    (args.out / "toy_baselines.json").write_text(json.dumps(
-        {"command": cmd, "truths": truths.tolist(), "results": records}, indent=1))
+    atomic_write_json(args.out / "toy_baselines.json",
+                      {"command": cmd, "truths": truths.tolist(), "results": records}, indent=1)
     try:
         import matplotlib
 

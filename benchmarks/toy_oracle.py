@@ -13,7 +13,6 @@ toy_oracle.json`` and ``benchmarks/results/toy_oracle.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -25,6 +24,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from lowprob._io import atomic_write_json  # noqa: E402
 from lowprob._progress import progress  # noqa: E402
 from lowprob.toy_models.oracle import exact_probability  # noqa: E402
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:<38}{v:>16}")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "toy_oracle.json").write_text(json.dumps({"summary": summary, "instances": rows}, indent=1))
+    atomic_write_json(args.out / "toy_oracle.json", {"summary": summary, "instances": rows}, indent=1)
     try:
         import matplotlib
 

@@ -281,6 +281,14 @@ def test_methods_run_on_cuda(name):
     problem = LMProblem(adapter, tiny_spec(), LOW_TARGET)
     p = problem.exact_probability()
     est = make_lm_method(name).estimate(problem, 8192, seed=0)
-    assert est.cost.model_calls <= 8192 and math.isfinite(est.value)
+    cpu = make_lm_method(name).estimate(LMProblem(tiny_adapter(), tiny_spec(), LOW_TARGET), 8192, seed=0)
+    assert est.cost.model_calls <= 8192 and est.cost.model_calls == cpu.cost.model_calls
+    assert math.isfinite(est.value) and est.value >= 0
+    if est.std_error is not None and cpu.std_error is not None:  # two independent-ish unbiased runs
+        assert abs(est.value - cpu.value) < 4 * math.hypot(est.std_error, cpu.std_error) + 1e-12
+    if est.value > 0 and cpu.value > 0:  # same scale: within a factor 10 of each other
+        assert abs(math.log10(est.value / cpu.value)) < 1.0
+    else:  # one of them saw nothing: both must be far below the truth's scale or equal
+        assert max(est.value, cpu.value) < 10 * p
     if name in ("itgis", "naive"):
         assert est.std_error is not None and abs(est.value - p) < 4 * est.std_error + 1e-12

@@ -1,11 +1,9 @@
 """The generic deduction--projection loop: plug-in mechanics, trace, bad input.
 
-Tier: fast. Kinds: closed form (m = 1), plug-in example from docs/propagation.md.
+Tier: fast. Kinds: closed form (m = 1), plug-in mechanics (the docs example runs in test_docs_examples.py).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -14,62 +12,12 @@ import lowprob.propagation  # noqa: F401  (registers the kernel, hermite and sam
 from lowprob.errors import InputValueError, UnavailableError
 from lowprob.propagation.flops import FlopCounter
 from lowprob.propagation.hermite_density import HermiteDensity, hermite_truncation
-from lowprob.propagation.loop import PropagationTrace, deduce, propagate, register_deduction
+from lowprob.propagation.loop import deduce, propagate
 from lowprob.propagation.steps import HalfspaceStep, RandomHalfspaceStep, halfspace_steps
 from lowprob.propagation.toy_estimators import KernelEstimator, random_product_claims
 from lowprob.toy_models.halfspace import HalfspaceToy
 
 
-# --- the "new propagation scheme in < 50 lines" example of docs/propagation.md -----------------
-@dataclass(frozen=True)
-class WeightedNodes:
-    """A deterministic cubature: fixed nodes on the sphere with weights (a signed measure)."""
-
-    nodes: np.ndarray  # (Q, n)
-    weights: np.ndarray  # (Q,)
-
-    @property
-    def n_terms(self) -> int:
-        return int(np.count_nonzero(self.weights))
-
-    def total_mass(self) -> float:
-        return float(self.weights.sum())
-
-
-@register_deduction(HalfspaceStep, WeightedNodes)
-def _halfspace_times_nodes(rep, step, flops):
-    keep = rep.nodes @ step.normal > 0
-    flops.add(rep.nodes.shape[0] * (2 * step.n + 1), "nodes")
-    return WeightedNodes(rep.nodes, rep.weights * keep)
-
-
-def keep_heaviest(rep, claims, budget, flops):
-    """Projector: keep the `budget` heaviest nodes and rescale to conserve the mass."""
-    order = np.argsort(-np.abs(rep.weights))
-    w = np.zeros_like(rep.weights)
-    w[order[:budget]] = rep.weights[order[:budget]]
-    if w.sum() != 0:
-        w *= rep.weights.sum() / w.sum()
-    return WeightedNodes(rep.nodes, w)
-
-
-def test_new_scheme_plugs_into_the_loop():
-    from lowprob.sketching.sphere_quadrature import sphere_quadrature
-
-    nodes, weights = sphere_quadrature(3, 60)
-    W = np.array([[1.0, 0.2, 0.0], [0.3, 1.0, 0.1]])
-    u = W / np.linalg.norm(W, axis=1, keepdims=True)
-    exact = 0.25 + np.arcsin(u[0] @ u[1]) / (2 * np.pi)
-    trace = propagate(
-        WeightedNodes(nodes, weights), halfspace_steps(W),
-        projector=keep_heaviest, claims=random_product_claims(3, 2), budget=len(weights),
-    )
-    assert isinstance(trace, PropagationTrace)
-    assert len(trace.records) == 2 and trace.flops > 0
-    assert abs(trace.value - exact) < 0.02  # a crude cubature of a discontinuous integrand
-
-
-# --- trace and closed forms -----------------------------------------------------------------------
 def test_single_halfspace_is_one_half_for_every_scheme():
     W = np.array([[0.3, -1.0, 2.0, 0.5]])
     for est in ("kernel", "hermite"):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lowprob.propagation.toy_estimators import SamplingEstimator
+from lowprob.testing import feasible_weight_matrix
 from lowprob.toy_models.halfspace import HalfspaceToy
 from lowprob.toy_models.oracle import exact_probability
 
@@ -29,13 +30,26 @@ def test_sampling_through_the_loop_is_unbiased():
 
 
 def test_sampling_batch_matches_single_runs_in_distribution_and_costs():
-    toy = HalfspaceToy.random(4, 6, seed=1)
+    """A batch of B copies of one instance gives i.i.d. binomial estimates, like B single runs:
+    both means within 4 standard errors of the exact p, both variances within 40 % of p(1-p)/N
+    (chi-square with 199 dof: sd 10 %), and the two means within 4 standard errors of each other."""
+    toy = HalfspaceToy(feasible_weight_matrix(np.random.default_rng(1), 4, 6))
+    p = exact_probability(toy.W).probability
+    assert 0.005 < p < 0.5  # a feasible instance (a random one may have p = 0: nothing to compare)
+    N, B = 2000, 200
     e = SamplingEstimator().estimate(toy, 5000, seed=3)
     assert e.cost.samples == 5000
     # live samples shrink: FLOPs are below the no-pruning count 6 * 5000 * (2*4 + 2)
     assert 5000 * 10 <= e.cost.flops < 6 * 5000 * 10
-    res = SamplingEstimator().estimate_batch(toy.W[None], 5000, seed=3)
-    assert res.values.shape == (1,) and res.terms == 5000
+    res = SamplingEstimator().estimate_batch(np.repeat(toy.W[None], B, axis=0), N, seed=3)
+    assert res.values.shape == (B,) and res.terms == N
+    rng = np.random.default_rng(4)
+    single = np.array([SamplingEstimator().estimate(toy, N, seed=rng).value for _ in range(B)])
+    var = p * (1 - p) / N
+    for vals in (res.values, single):
+        assert abs(vals.mean() - p) < 4 * np.sqrt(var / B)
+        assert abs(vals.var(ddof=1) / var - 1) < 0.4
+    assert abs(res.values.mean() - single.mean()) < 4 * np.sqrt(2 * var / B)
 
 
 def test_common_random_numbers_via_base_samples():

@@ -198,3 +198,45 @@ def test_budget_error_is_value_error():
         OracleEstimator().estimate(PROBLEM, 0, seed=0)
     assert issubclass(BudgetError, ValueError)
     assert math.isfinite(OracleEstimator().estimate(PROBLEM, 1, seed=0).log_value)
+
+
+# ---------------------------------------------------------------- constants fail every contract
+@dataclass
+class ConstantEstimator:
+    """Returns ``value`` whatever the problem (a well-formed Estimate with an honest cost)."""
+
+    value: float
+    name: str = "constant"
+
+    def estimate(self, problem, budget, *, seed=None):
+        budget = check_budget(budget)
+        as_generator(seed)
+        return Estimate.from_value(self.value, std_error=0.0, cost=Cost(samples=1), method=self.name, budget=budget)
+
+
+def _contract_classes():
+    import test_propagation_contract as tpc  # module objects: their Test* classes are not re-collected
+    import test_toy_baselines as ttb
+
+    return [tpc.TestKernelContract, tpc.TestHermiteContract, tpc.TestSamplingContract,
+            ttb.TestNaiveContract, ttb.TestSMCContract, TestOracleAsEstimatorContract]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_constant_and_zero_estimators_fail_each_contract(index):
+    """Every constant c fails: c = 0, c = 0.01 (the old one-instance atol loophole) and the best
+    constant c* = sum p^2 / sum p for the contract's own instances."""
+    cls = _contract_classes()[index]
+    truths = np.array([cls().oracle(cls().make_problem(i))[0] for i in range(cls.n_agreement)])
+    for c in (0.0, 0.01, float((truths**2).sum() / truths.sum())):
+        broken = type(f"Constant{cls.__name__}", (cls,), {"make_estimator": lambda self, c=c: ConstantEstimator(c)})
+        with pytest.raises(EstimatorCheckError, match="relative MSE"):
+            broken().test_relative_mse_across_instances()
+
+
+def test_nmse_check_refuses_instances_a_constant_could_pass():
+    toy = HalfspaceToy(np.eye(4))  # p = 1/16 for each copy: no spread at all
+    with pytest.raises(EstimatorCheckError, match="do not discriminate"):
+        from lowprob.testing import check_nmse_across_instances
+
+        check_nmse_across_instances(OracleEstimator(), [toy, toy, toy], 10, nmse_tolerance=0.01)

@@ -20,6 +20,7 @@ from lowprob.toy_models.registry import get_toy_estimator, toy_estimator_names
 
 class TestNaiveContract(EstimatorContract):
     budget = 20_000
+    nmse_tolerance = 0.01  # measured 6.5e-4 on the kit's 8 instances (expected ~1.1e-3)
     tolerance = Tolerance(k_sigma=4.0, variance="binomial")
     invariance = "exact"  # same seed -> the same x samples -> the same hits
 
@@ -33,6 +34,7 @@ class TestSMCContract(EstimatorContract):
     min_probability = 1e-4
     max_examples = 2
     tolerance = Tolerance(k_sigma=5.0)  # std_error from 8 replicates (t with 7 dof)
+    # relative MSE measured 9.1e-3 on its 8 instances (best constant: 0.62): default 0.05 holds
 
     def make_estimator(self):
         return SequentialMonteCarlo()

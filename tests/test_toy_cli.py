@@ -146,3 +146,16 @@ def test_cost_from_dict_reads_legacy_lm_shape_and_rejects_typos():
     assert Cost.from_dict({"forward": 7, "backward": 2, "seconds": 1.5}) == Cost(model_calls=7, backward_calls=2, seconds=1.5)
     with pytest.raises(InputValueError, match="forwards"):
         Cost.from_dict({"forwards": 3})
+
+
+def test_atomic_json_files_get_the_usual_permissions(tmp_path):
+    """Results written atomically are readable like any file open() creates (mkstemp alone gives 0600)."""
+    import os
+
+    from lowprob._io import atomic_write_json
+
+    p = atomic_write_json(tmp_path / "r.json", {"x": float("inf")})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
+    assert p.read_text().strip() == '{\n  "x": "inf"\n}'

@@ -2,6 +2,7 @@
 
 * :mod:`lowprob.testing.strategies`: hypothesis strategies for halfspace-toy instances.
 * :mod:`lowprob.testing.checks`: reusable checks (oracle agreement within the stated error,
+  relative MSE over several instances that no constant estimator passes,
   budget respected, determinism under a seed, row-permutation / positive-scaling invariance,
   monotonicity in the half-spaces, bad-input errors).
 * :class:`EstimatorContract`: a pytest mixin; subclass it, define ``make_estimator()``, and
@@ -19,6 +20,7 @@ from lowprob.testing.checks import (
     check_deterministic,
     check_estimate,
     check_monotone_in_halfspaces,
+    check_nmse_across_instances,
     check_permutation_invariance,
     check_rejects_bad_input,
     check_scaling_invariance,
@@ -36,6 +38,7 @@ __all__ = [
     "check_deterministic",
     "check_estimate",
     "check_monotone_in_halfspaces",
+    "check_nmse_across_instances",
     "check_permutation_invariance",
     "check_rejects_bad_input",
     "check_scaling_invariance",

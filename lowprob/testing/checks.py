@@ -34,6 +34,7 @@ __all__ = [
     "check_deterministic",
     "check_estimate",
     "check_monotone_in_halfspaces",
+    "check_nmse_across_instances",
     "check_permutation_invariance",
     "check_rejects_bad_input",
     "check_scaling_invariance",
@@ -134,6 +135,53 @@ def check_agrees_with_oracle(
             f"({tolerance}); problem {problem!r}, budget {budget}, seed {seed!r}."
         )
     return est, truth
+
+
+def check_nmse_across_instances(
+    estimator: Estimator,
+    problems: Sequence[HalfspaceToy],
+    budget: int,
+    *,
+    seed: int = 0,
+    nmse_tolerance: float,
+    min_discrimination: float = 4.0,
+    oracle: Callable[[HalfspaceToy], tuple[float, float]] = oracle_probability,
+) -> float:
+    """Relative MSE over several instances, ``sum_i (hat p_i - p_i)^2 / sum_i p_i^2 <= nmse_tolerance``.
+
+    Agreement on one instance with an absolute tolerance is passed by a constant; this check
+    is not. Over the instances, every constant ``c`` has relative MSE at least
+    ``floor = 1 - (sum p_i)^2 / (n sum p_i^2)`` (reached at ``c* = sum p_i^2 / sum p_i``; the
+    always-zero estimator has 1). The check first requires ``nmse_tolerance <= floor /
+    min_discrimination`` (else the instances do not spread enough to tell an estimator from a
+    constant, and the *configuration* is refused), so any estimator that passes it beats every
+    constant by at least that factor. Instance ``i`` uses seed ``seed + i``. Returns the
+    relative MSE.
+    """
+    if len(problems) < 2:
+        raise EstimatorCheckError("check_nmse_across_instances needs at least 2 instances.")
+    truths = np.array([oracle(pr)[0] for pr in problems], dtype=np.float64)
+    denom = float(np.sum(truths**2))
+    if denom <= 0:
+        raise EstimatorCheckError("every instance has p = 0; use feasible instances.")
+    floor = 1.0 - float(np.sum(truths)) ** 2 / (len(truths) * denom)
+    if not nmse_tolerance * min_discrimination <= floor:
+        raise EstimatorCheckError(
+            f"the instances do not discriminate: the best constant estimator reaches relative MSE "
+            f"{floor:.3g}, and nmse_tolerance={nmse_tolerance!r} x {min_discrimination} exceeds it; "
+            "use instances whose probabilities spread more (more instances, other seeds) or a "
+            "smaller nmse_tolerance."
+        )
+    values = np.array([_run(estimator, pr, budget, seed + i).value for i, pr in enumerate(problems)])
+    nmse = float(np.sum((values - truths) ** 2) / denom)
+    if not nmse <= nmse_tolerance:
+        worst = int(np.argmax(np.abs(values - truths)))
+        raise EstimatorCheckError(
+            f"{type(estimator).__name__}: relative MSE {nmse:.3g} over {len(problems)} instances > "
+            f"nmse_tolerance {nmse_tolerance!r} (a constant reaches {floor:.3g}); worst instance "
+            f"{worst}: estimate {values[worst]!r} vs p = {truths[worst]!r}; budget {budget}."
+        )
+    return nmse
 
 
 def check_budget_respected(

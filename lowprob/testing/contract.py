@@ -31,6 +31,7 @@ from lowprob.testing.checks import (
     check_budget_respected,
     check_deterministic,
     check_monotone_in_halfspaces,
+    check_nmse_across_instances,
     check_permutation_invariance,
     check_rejects_bad_input,
     check_scaling_invariance,
@@ -58,7 +59,11 @@ class EstimatorContract:
             it for sampling methods and for order-dependent approximations).
         deterministic: the same integer seed reproduces the estimate exactly.
         min_probability: lower bound on ``p`` for the instances used in agreement tests.
-        n_problems: instances in the oracle-agreement test.
+        n_problems: instances in the per-instance oracle-agreement test.
+        n_agreement: instances in the relative-MSE test (their ``p`` must spread enough that
+            every constant estimator fails it; the check refuses the configuration otherwise).
+        nmse_tolerance: the largest relative MSE ``sum (hat p - p)^2 / sum p^2`` allowed over
+            those instances (at most a quarter of the best constant's).
         max_examples: hypothesis examples per property test.
         device: for estimators with a device (e.g. torch); available to ``make_estimator``.
     """
@@ -74,6 +79,8 @@ class EstimatorContract:
     deterministic: ClassVar[bool] = True
     min_probability: ClassVar[float] = 1e-3
     n_problems: ClassVar[int] = 3
+    n_agreement: ClassVar[int] = 8
+    nmse_tolerance: ClassVar[float] = 0.05
     max_examples: ClassVar[int] = 4
     device: ClassVar[str] = "cpu"
 
@@ -130,6 +137,13 @@ class EstimatorContract:
                 est, self.make_problem(i), self.budget, seed=self.seed + i,
                 tolerance=self.tolerance, oracle=self.oracle,
             )
+
+    def test_relative_mse_across_instances(self) -> None:
+        """Several instances, a relative tolerance: no constant estimator passes this."""
+        check_nmse_across_instances(
+            self.make_estimator(), [self.make_problem(i) for i in range(self.n_agreement)],
+            self.budget, seed=self.seed, nmse_tolerance=self.nmse_tolerance, oracle=self.oracle,
+        )
 
     def test_infeasible_instance_gives_zero(self) -> None:
         # w and -w: the open cone is empty, p = 0 exactly.
