@@ -79,9 +79,17 @@ def run_bench_cli(args: argparse.Namespace) -> int:
         for t in hit:
             params[t].setdefault(k, val)
 
+    from lowprob._io import check_writable
+    from lowprob._validation import check_budget, check_seed
+
+    check_budget(args.budget, name="--budget")
+    check_seed("--seed", args.seed)
+    model_name = Path(args.model).name
+    # output paths are checked before the (long) benchmark, so its results are never lost
+    out = check_writable(args.out or f"benchmarks/results/lm_bench_{model_name}.json", what="--out")
+    plot = check_writable(args.plot or out.with_suffix(".png"), what="--plot")
     torch.set_grad_enabled(True)
     adapter = load_model_arg(args.model, args.device)
-    model_name = Path(args.model).name
     targets_dir, specs_dir = args.targets, args.specs
     if targets_dir is None or specs_dir is None:
         from lowprob.lm_bridge.zoo import shipped_ground_truth_dir, shipped_specs_dir
@@ -94,8 +102,6 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     records = run_bench(adapter, cases, [(m, base[m], params[m]) for m in methods], budget=args.budget, seed=args.seed)
     floor = DEFAULT_FLOOR if args.floor is None else args.floor
     scores = score_records(records, floor=floor, seed=args.seed)
-    out = Path(args.out or f"benchmarks/results/lm_bench_{model_name}.json")
-    plot = Path(args.plot or out.with_suffix(".png"))
     meta = {
         "command": " ".join(["lowprob", *sys.argv[1:]]) if sys.argv else None,
         "model": str(args.model), "model_hash": getattr(adapter, "model_hash", None),
