@@ -165,13 +165,20 @@ def model_hash(directory: str | Path) -> str:
 
 @contextmanager
 def _offline() -> Any:
+    """No hub access, and no "Loading weights" progress bar (a CLI error stays one line)."""
+    from transformers.utils import logging as hf_logging
+
     keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     old = {k: os.environ.get(k) for k in keys}
     for k in keys:
         os.environ[k] = "1"
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
+        if bars:
+            hf_logging.enable_progress_bar()
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
