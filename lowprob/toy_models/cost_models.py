@@ -9,6 +9,8 @@ years (``naive`` with ``budget=10**18``) or dying with ``MemoryError`` (``kernel
 
 * ``naive``: streams in batches of 65,536 samples (memory ``O(batch * d)``); time
   ``N * (2 m d / 1e9 + 2e-8)`` s (``2 m d`` flops per sample at 1 GFLOP/s + sampling).
+* ``smc``: ``budget`` forward evaluations over ``~budget / m`` particles held at once:
+  ``4 * 8 (d + 2) budget / m`` bytes; time ``5 budget (2 d / 1e9 + 2e-8)`` s.
 * ``sampling``: ``N`` points at once, ``~ 3 * 8 (d + 2) N`` bytes; time as ``naive``.
 * ``kernel``: measured 0.46 GB and ~60-180 s at ``K = 1000`` (d = 4, m = 16), ~0.14 GB at
   ``K = 200``; modelled as ``4.6e4 K^1.3`` bytes and ``60 (K / 1000)^1.7 * m / 16`` s, once
@@ -37,6 +39,12 @@ def _sampling_time(d: int, m: int, n: int) -> float:
 @TOY_COST_MODELS.register("naive")
 def _naive(d: int, m: int, n: int) -> tuple[float, float, float]:
     return 8.0 * (1 << 16) * (d + m) * 3, 0.0, _sampling_time(d, m, n)
+
+
+@TOY_COST_MODELS.register("smc")
+def _smc(d: int, m: int, n: int) -> tuple[float, float, float]:
+    # budget = forward evaluations; a run holds ~ budget / m particles of d floats (a few copies)
+    return 4 * 8.0 * (d + 2) * n / max(m, 1), 0.0, _sampling_time(d, 1, n) * 5
 
 
 @TOY_COST_MODELS.register("sampling")
