@@ -156,6 +156,7 @@ def test_fuzz_sketch_eigenvalues(m, n, L):
         assert np.all(np.isfinite(lam)) and np.all(lam >= 0), lam
 
 
+@pytest.mark.slow  # the kernel sketch's eigen-decomposition makes each example ~1-5 s here
 @settings(max_examples=8, deadline=None)
 @given(K=st.one_of(st.integers(-1, 6).map(str), st.sampled_from([str(10**8), "1e8", "x"])),
        kind=st.sampled_from(["sample", "kernel", "gaussian"]), m=st.sampled_from(["1", "2", "0"]))
@@ -208,6 +209,7 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.lm
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     cut=st.floats(0.0, 1.0),
@@ -247,6 +249,7 @@ def test_fuzz_corrupted_model_dir(tiny_dir, tmp_path_factory, cut, flip, what, v
     assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.lm
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(state=st.one_of(st.binary(max_size=64), st.sampled_from([
     '{"format": "lowprob.ground_truth/1"}', '{"format": "x"}', "[]", "null",
@@ -264,6 +267,7 @@ def test_fuzz_corrupted_ground_truth_state(tiny_dir, tmp_path_factory, state):
         assert out.read_bytes() == before  # a refused run leaves the file as it was
 
 
+@pytest.mark.lm
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     target=st.sampled_from(["0", "3", "15", "16", "-1", str(10**30), "x"]),
