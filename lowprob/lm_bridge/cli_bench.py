@@ -12,7 +12,6 @@ shipped specs). Methods are looked up in the LM method registry; ``--plugin MODU
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -79,7 +78,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
         for t in hit:
             params[t].setdefault(k, val)
 
-    from lowprob._io import check_writable
+    from lowprob._io import check_writable, dumps_strict
     from lowprob._validation import check_budget, check_seed
 
     check_budget(args.budget, name="--budget")
@@ -117,6 +116,6 @@ def run_bench_cli(args: argparse.Namespace) -> int:
         print(format_table(scores, loss=loss))
         print()
     secs = {m: sum(r["cost"]["seconds"] or 0 for r in records if r["method"] == m) for m in methods}
-    print("seconds per estimate: " + json.dumps({m: round(s / max(1, len(cases)), 3) for m, s in secs.items()}))
+    print("seconds per estimate: " + dumps_strict({m: round(s / max(1, len(cases)), 3) for m, s in secs.items()}))
     print(f"wrote {out} and {plot}")
     return 0

@@ -67,6 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from lowprob._io import atomic_write_json
     from lowprob._validation import check_int
     from lowprob.lm_bridge.corpus import build_corpus, token_counts
     from lowprob.lm_bridge.training import (
@@ -106,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
         print("counting tokens ...", flush=True)
         counts = {k: token_counts(tok, work / f"{k}.txt", V) for k in kinds}
         np.savez_compressed(counts_path, **counts)
-        (out / "corpus_manifest.json").write_text(json.dumps(manifest, indent=1))
+        atomic_write_json(out / "corpus_manifest.json", manifest, indent=1)
     if args.skip_models:
         return 0
     streams_path = work / "streams.npz"
