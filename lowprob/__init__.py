@@ -8,6 +8,8 @@ Subpackages:
     testing      property-based verification kit for estimators
 """
 
+from typing import TYPE_CHECKING, Any
+
 from lowprob.errors import (
     BudgetError,
     InputTypeError,
@@ -17,9 +19,23 @@ from lowprob.errors import (
     NumericalWarning,
     UnavailableError,
 )
-from lowprob.estimate import Cost, Estimate, Estimator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lowprob.estimate import Cost, Estimate, Estimator
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # ``Cost``/``Estimate``/``Estimator`` are loaded on first use, so that ``lowprob --help``
+    # (which imports ``lowprob.cli`` and ``lowprob.errors`` only) does not import numpy.
+    if name in ("Cost", "Estimate", "Estimator"):
+        from lowprob import estimate
+
+        value = getattr(estimate, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lowprob' has no attribute {name!r}")
 
 __all__ = [
     "BudgetError",

@@ -50,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
     """``argparse`` with usage errors as one line ``lowprob: error: ...`` (exit 2), like ours."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"lowprob: error: {self.prog}: {' '.join(message.split())} (see '{self.prog} --help').\n")
+        self.exit(2, f"lowprob: error: {self.prog}: {' '.join(message.split()).rstrip('.')} (see '{self.prog} --help').\n")
 
 
 def _register(sub: argparse._SubParsersAction, module_name: str) -> bool:

@@ -17,7 +17,6 @@ anything runs; the JSON is strict and written atomically. Methods are looked up 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -68,8 +67,8 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
 def run_bench_cli(args: argparse.Namespace) -> int:
     import torch
 
-    from lowprob._io import check_writable
-    from lowprob._validation import check_budget, check_int
+    from lowprob._io import check_writable, dumps_strict
+    from lowprob._validation import check_budget, check_int, check_seed
     from lowprob.lm_bridge.bench import (
         BenchState,
         exact_suite_dirs,
@@ -126,6 +125,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
             t_dir, s_dir = shipped_ground_truth_dir(model_name), shipped_specs_dir()
         targets_dir, specs_dir = targets_dir or t_dir, specs_dir or s_dir
 
+    check_seed("--seed", args.seed)
     torch.set_grad_enabled(True)
     adapter = load_model_arg(args.model, args.device)
     model_hash = getattr(adapter, "model_hash", None)
@@ -172,6 +172,6 @@ def run_bench_cli(args: argparse.Namespace) -> int:
             print(f"[budget {b}] " + format_table(scores["budgets"][str(b)], loss=loss))
             print()
     secs = {m: [r["cost"]["seconds"] or 0 for r in records if r["method"] == m] for m in methods}
-    print("seconds per estimate: " + json.dumps({m: round(sum(s) / max(1, len(s)), 3) for m, s in secs.items()}))
+    print("seconds per estimate: " + dumps_strict({m: round(sum(s) / max(1, len(s)), 3) for m, s in secs.items()}))
     print(f"wrote {out} and {', '.join(str(p) for p in plots)}")
     return 0

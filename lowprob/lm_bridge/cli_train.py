@@ -1,29 +1,60 @@
 """``lowprob lm train``: rebuild the shipped tokenizer, corpus counts and models from local text.
 
-    lowprob lm train --work-dir /tmp/lowprob-train --out lowprob/data [--name gelu-1l ...]
+    lowprob lm train --work-dir /tmp/lowprob-train --out ~/lowprob-models [--name gelu-1l ...]
 
 Steps (each cached in ``--work-dir`` and skipped when its output exists):
 corpus text -> tokenizer.json -> token streams -> corpus token counts -> models.
+
+``--out`` defaults to a user directory (``$LOWPROB_HOME`` or ``~/.local/share/lowprob``), never
+the installed package: the shipped models are fixed (their hashes are checked at every load,
+:data:`lowprob.lm_bridge.zoo.SHIPPED_MODEL_HASHES`), and a directory inside the package is
+refused. Use a trained model with ``--model <out>/models/<name>``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import torch
+__all__ = ["default_train_dir", "register", "run_train"]
 
-__all__ = ["register", "run_train"]
+
+def default_train_dir() -> Path:
+    """Where ``lowprob lm train`` writes by default: ``$LOWPROB_HOME`` or ``~/.local/share/lowprob``."""
+    home = os.environ.get("LOWPROB_HOME")
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "lowprob"
+
+
+def _check_out_dir(out: Path) -> Path:
+    """Refuse an output directory inside the installed ``lowprob`` package (it would replace the
+    shipped, hash-checked models) and one that cannot be written."""
+    from lowprob._io import check_writable
+    from lowprob.errors import InputValueError
+
+    package = Path(__file__).resolve().parent.parent
+    resolved = out.expanduser().resolve()
+    if resolved == package or package in resolved.parents:
+        raise InputValueError(
+            f"--out {str(out)!r} is inside the installed lowprob package ({str(package)!r}); the shipped "
+            f"models are fixed. Write to a user directory instead (default {str(default_train_dir())!r})."
+        )
+    check_writable(resolved / "x.json", what="--out")
+    return resolved
 
 
 def register(lm_subparsers: argparse._SubParsersAction) -> None:
     p = lm_subparsers.add_parser("train", help="train the shipped BPE tokenizer and small GELU transformers")
     p.add_argument("--work-dir", default="lowprob-train-work", help="cache for corpus text and token streams")
-    p.add_argument("--out", default=None, help="data directory to write (default: the package's lowprob/data)")
+    p.add_argument("--out", default=None,
+                   help="data directory to write (default $LOWPROB_HOME or ~/.local/share/lowprob; "
+                        "never the installed package)")
     p.add_argument("--name", action="append", choices=["gelu-1l", "gelu-2l"], help="model(s) to train (default both)")
     p.add_argument("--vocab-size", type=int, default=4096)
     p.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
@@ -33,6 +64,11 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from lowprob._io import atomic_write_json
+    from lowprob._validation import check_int
     from lowprob.lm_bridge.corpus import build_corpus, token_counts
     from lowprob.lm_bridge.training import (
         SHIPPED_RECIPES,
@@ -41,11 +77,14 @@ def run_train(args: argparse.Namespace) -> int:
         train_tokenizer,
         write_model_card,
     )
-    from lowprob.lm_bridge.zoo import DATA_DIR
 
+    check_int("--threads", args.threads, minimum=1)
+    check_int("--vocab-size", args.vocab_size, minimum=256)
+    if args.steps is not None:
+        check_int("--steps", args.steps, minimum=1)
+    out = _check_out_dir(Path(args.out) if args.out else default_train_dir())
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir)
-    out = Path(args.out) if args.out else DATA_DIR
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     kinds = ("code", "english", "spanish")
@@ -68,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
         print("counting tokens ...", flush=True)
         counts = {k: token_counts(tok, work / f"{k}.txt", V) for k in kinds}
         np.savez_compressed(counts_path, **counts)
-        (out / "corpus_manifest.json").write_text(json.dumps(manifest, indent=1))
+        atomic_write_json(out / "corpus_manifest.json", manifest, indent=1)
     if args.skip_models:
         return 0
     streams_path = work / "streams.npz"

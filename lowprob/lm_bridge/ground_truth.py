@@ -124,7 +124,8 @@ class GroundTruth:
             raise InputValueError(f"ground-truth file {str(path)!r} does not exist.")
         try:
             return cls.from_json(json.loads(path.read_text()))
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError,
+                IndexError, OverflowError) as exc:
             if isinstance(exc, InputValueError):
                 raise
             raise InputValueError(

@@ -123,7 +123,6 @@ def train_model(
     """Train one model per ``recipe`` and save it (safetensors) to ``out_dir``; returns the log."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     cfg = GPT2Config(
         vocab_size=vocab_size,
@@ -139,7 +138,13 @@ def train_model(
         eos_token_id=bos,
         tie_word_embeddings=True,
     )
-    model = GPT2LMHeadModel(cfg)
+    # HF initialises from torch's global generator: seed it inside fork_rng, which restores the
+    # caller's global RNG state afterwards (no global seeding leaks out; the weights are the same
+    # as with a plain manual_seed, so the shipped models stay reproducible). Dropout is 0 and
+    # batches come from ``rng``, so nothing else draws from torch's generator.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = GPT2LMHeadModel(cfg)
     train, held = {}, {}
     for k, s in streams.items():
         cut = int(len(s) * 0.98)

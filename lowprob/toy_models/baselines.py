@@ -128,6 +128,7 @@ class SequentialMonteCarlo:
     def estimate(self, problem: object, budget: int, *, seed: object = None) -> Estimate:
         toy = as_halfspace_toy(problem)
         budget = check_budget(budget)
+        check_toy_budget(self.name, toy.d, toy.m, budget)  # stated memory/time estimate
         rng = as_generator(seed)
         check_int("n_moves", self.n_moves, minimum=0)
         check_int("max_extra_levels", self.max_extra_levels, minimum=0)

@@ -165,13 +165,20 @@ def model_hash(directory: str | Path) -> str:
 
 @contextmanager
 def _offline() -> Any:
+    """No hub access, and no "Loading weights" progress bar (a CLI error stays one line)."""
+    from transformers.utils import logging as hf_logging
+
     keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     old = {k: os.environ.get(k) for k in keys}
     for k in keys:
         os.environ[k] = "1"
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
+        if bars:
+            hf_logging.enable_progress_bar()
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -216,15 +223,23 @@ def _check_against_config(config: Any, found: dict[str, tuple[int, ...]], wfile:
     """
     from transformers import AutoModelForCausalLM
 
-    n_cfg = int(getattr(config, "num_hidden_layers", 0) or 0)
+    n_cfg = getattr(config, "num_hidden_layers", 0) or 0
+    if isinstance(n_cfg, bool) or not isinstance(n_cfg, int):
+        raise InputValueError(f"config.json: the number of layers must be an integer, got {n_cfg!r}.")
     n_file = _layer_count(found)
     if n_cfg != n_file:
         raise InputValueError(
             f"config.json says {n_cfg} layer(s) but {str(wfile)!r} holds weights for {n_file}; the missing "
             "layers would be randomly initialised. Fix num_hidden_layers/n_layer or use the matching weights."
         )
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config)
+    try:
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config)
+    except Exception as exc:  # noqa: BLE001 - any value transformers cannot build a model from
+        raise InputValueError(
+            f"config.json next to {str(wfile)!r} does not describe a buildable model "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); fix its sizes."
+        ) from None
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     base = getattr(skeleton, "base_model_prefix", "")
     wrong = []
