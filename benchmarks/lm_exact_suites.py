@@ -226,6 +226,43 @@ def summarize() -> dict:
     return obj
 
 
+def plot(path: Path | None = None) -> Path | None:
+    """Strip plot: every token's exact p (nonzero) per (model, family), targets highlighted."""
+    path = path or RESULTS.with_suffix(".png")
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    x = 0
+    labels = []
+    for fam in FAMILIES:
+        for model in SHIPPED_MODELS:
+            out = EXACT_DIR / model / f"{fam}.json"
+            tpath = EXACT_DIR / model / f"targets_{fam}.json"
+            if not (out.is_file() and tpath.is_file()):
+                continue
+            p = ExactTruth.load(out).probs
+            tg = [t["token"] for t in json.loads(tpath.read_text())["targets"]]
+            nz = np.flatnonzero(p > 0)
+            jit = np.random.default_rng(0).uniform(-0.3, 0.3, nz.size)
+            ax.scatter(x + jit, p[nz], s=4, color="0.6")
+            ax.scatter(x + np.random.default_rng(1).uniform(-0.3, 0.3, len(tg)), p[tg], s=6,
+                       color="C0" if model == "gelu-1l" else "C1")
+            labels.append(f"{fam}\n{model[5:]}")
+            x += 1
+    ax.axhspan(1e-9, 1e-5, color="C2", alpha=0.1, label="target band 1e-9..1e-5")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylabel("exact p_t (every token with p > 0)")
+    ax.set_title("Exact-truth suites: grey = all tokens, blue/orange = targets (gelu-1l / gelu-2l)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _table(obj: dict) -> str:
     lines = [f"{'model':8} {'family':8} {'log2N':>6} {'sec':>6} {'in/s':>6} {'tie mass':>9} {'#1e-9..1e-5':>11} {'targets':>7} {'min p':>9}"]
     for r in obj["suites"]:
@@ -260,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 summarize()
         print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
     print(_table(summarize()))
+    print("plot:", plot())
     return 0
 
 
