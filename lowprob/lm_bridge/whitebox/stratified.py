@@ -14,8 +14,14 @@ other positions drawn from their own laws) and ``S`` the pooled within-stratum c
 :func:`~.activation_models.sample_covariance`). Every stratum gets ``min_per_stratum`` samples,
 the rest of the budget is allocated proportionally to ``q_J`` (so the estimate does not rely on
 a stratum never seen). Each stratum's polytope probability is its ADF value (:mod:`.adf`, one
-pass, shared ``A_k S A_k^T``); the ``refine`` strata contributing most are then recomputed by
-top-K tilting with the unbiased IS correction (:func:`~.polytope.corrected_gaussian_probability`).
+pass of at most ``max_competitors`` steps, shared ``A_k S A_k^T``); the ``refine`` strata
+contributing most are then recomputed by top-K tilting with the unbiased IS correction
+(:func:`~.polytope.corrected_gaussian_probability`).
+
+**Screening.** ADF's first factor is ``1 - max_k danger_k``, so ``log P_v <= U_v = min_k log
+Phi(mu_k / s_k)`` (one ``(V, d)`` product per stratum). Strata are filtered in decreasing order of
+``log q_v + U_v``; once the remaining bounds add up to less than ``screen_tol`` (1e-3) of the
+total so far, the rest are skipped (their ADF values are at most that much of the answer).
 
 Like the other pure white-box methods it is biased (the model is not the law of ``x``) and is
 meant to be calibrated by the bench's log-affine fit; ``std_error`` is ``None``. Cost: exactly
@@ -32,6 +38,7 @@ from scipy.special import logsumexp
 
 from lowprob._validation import check_int
 from lowprob.errors import BudgetError, InputValueError
+from lowprob.gaussian_polytope import log_normal_le_zero
 from lowprob.lm_bridge.budget import CountedModel
 from lowprob.lm_bridge.distributions import CategoricalPosition
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
@@ -83,6 +90,8 @@ class WhiteboxStratified(LMMethodBase):
         refine: int = 4,
         K: int = 16,
         n_is: int = 2**12,
+        max_competitors: int = 1024,
+        screen_tol: float = 1e-3,
     ) -> None:
         super().__init__(batch_size=batch_size)
         self.regularization = _check_regularization(regularization)
@@ -90,6 +99,10 @@ class WhiteboxStratified(LMMethodBase):
         self.refine = check_int("refine", refine, minimum=0)
         self.K = check_int("K", K, minimum=1)
         self.n_is = check_int("n_is", n_is, minimum=2)
+        self.max_competitors = check_int("max_competitors", max_competitors, minimum=1)
+        if not (isinstance(screen_tol, float) and 0 < screen_tol < 1):
+            raise InputValueError(f"screen_tol must be a float in (0, 1), got {screen_tol!r}.")
+        self.screen_tol = screen_tol
 
     def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
         J = last_free_position(problem)
@@ -113,15 +126,30 @@ class WhiteboxStratified(LMMethodBase):
         S = xc.T @ xc / max(budget - q.size, 1)
         gm = GaussianModel.from_moments(means.mean(0), 0.5 * (S + S.T), regularization=self.regularization)
         layer = FinalLayer.from_problem(problem)
-        A, _ = layer.halfspaces()
+        A, c = layer.halfspaces()
         AL = A @ gm.chol
         gap_var = np.einsum("ij,ij->i", AL, AL)
         flops = 2.0 * A.size * layer.d
-        log_pv = np.empty(q.size)
-        for v in range(q.size):
-            trace = adf_over_competitors(GaussianModel(means[v], gm.cov, gm.chol), layer, gap_var=gap_var)
+        # screening: ADF's first factor is 1 - (largest danger), so log P_v <= U_v = min_k log Phi(mu_k / s_k);
+        # strata are filtered in decreasing order of log q_v + U_v until the rest cannot add 1e-3 of the total
+        sd = np.sqrt(gap_var)
+        U = np.array([float(np.min(log_normal_le_zero(-(A @ means[v] + c), sd))) for v in range(q.size)])
+        flops += 2.0 * A.size * q.size
+        bound = np.log(q) + U
+        order = np.lexsort((np.arange(q.size), -bound))
+        log_pv = np.full(q.size, -np.inf)
+        total = -np.inf
+        screened = 0
+        for i, v in enumerate(order):
+            rest = float(logsumexp(bound[order[i:]]))
+            if np.isfinite(total) and rest < total + math.log(self.screen_tol):
+                screened = q.size - i
+                break
+            trace = adf_over_competitors(GaussianModel(means[v], gm.cov, gm.chol), layer, gap_var=gap_var,
+                                         max_competitors=min(self.max_competitors, layer.V - 1))
             log_pv[v] = trace.final.log_mass
             flops += trace.flops
+            total = float(np.logaddexp(total, math.log(q[v]) + log_pv[v]))
         contrib = np.log(q) + log_pv
         refined: list[int] = []
         if self.refine and np.isfinite(contrib).any():
@@ -142,6 +170,7 @@ class WhiteboxStratified(LMMethodBase):
             log_value=lp, std_error=None, samples=budget,
             diagnostics={
                 "stratified_position": J, "n_strata": int(q.size), "refined_tokens": refined,
+                "screened_out": screened,
                 "top_strata": {int(toks[v]): float(contrib[v]) for v in top},
                 "activation_flops": flops, "polytope_method": "strata-adf+tilt-is",
             },
