@@ -23,7 +23,10 @@ Phi(mu_k / s_k)`` (one ``(V, d)`` product per stratum). Strata are filtered in d
 ``log q_v + U_v``; once the remaining bounds add up to less than ``screen_tol`` (1e-3) of the
 total so far, the rest are skipped (their ADF values are at most that much of the answer).
 
-Like the other pure white-box methods it is biased (the model is not the law of ``x``) and is
+``wb-strat-is`` (:class:`WhiteboxStratifiedIS`) is the hybrid: the same model as an importance
+proposal for the last free token, with exact hit checks, so the estimate is unbiased.
+
+Like the other pure white-box methods ``wb-strat`` is biased (the model is not the law of ``x``) and is
 meant to be calibrated by the bench's log-affine fit; ``std_error`` is ``None``. Cost: exactly
 ``budget`` forwards through :class:`~lowprob.lm_bridge.budget.CountedModel`; the activation-space
 work is reported in ``diagnostics["activation_flops"]``.
@@ -32,6 +35,7 @@ work is reported in ``diagnostics["activation_flops"]``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
@@ -49,7 +53,7 @@ from lowprob.lm_bridge.whitebox.adf import adf_over_competitors
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
 from lowprob.lm_bridge.whitebox.polytope import corrected_gaussian_probability
 
-__all__ = ["WhiteboxStratified", "allocate_strata", "last_free_position"]
+__all__ = ["WhiteboxStratified", "WhiteboxStratifiedIS", "allocate_strata", "last_free_position"]
 
 
 def last_free_position(problem: LMProblem) -> int:
@@ -104,7 +108,10 @@ class WhiteboxStratified(LMMethodBase):
             raise InputValueError(f"screen_tol must be a float in (0, 1), got {screen_tol!r}.")
         self.screen_tol = screen_tol
 
-    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+    def _fit(
+        self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int
+    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Spend ``budget`` forwards; ``(J, tokens, q, log P_v, diagnostics)`` of the stratified model."""
         J = last_free_position(problem)
         pos = problem.spec.positions[J]
         keep = pos.normalized > 0
@@ -164,14 +171,70 @@ class WhiteboxStratified(LMMethodBase):
                 flops += est.flops
                 refined.append(int(toks[v]))
             contrib = np.log(q) + log_pv
-        lp = float(logsumexp(contrib)) if np.isfinite(contrib).any() else -math.inf
         top = np.lexsort((np.arange(q.size), -contrib))[:5]
-        return MethodResult(
-            log_value=lp, std_error=None, samples=budget,
-            diagnostics={
-                "stratified_position": J, "n_strata": int(q.size), "refined_tokens": refined,
-                "screened_out": screened,
-                "top_strata": {int(toks[v]): float(contrib[v]) for v in top},
-                "activation_flops": flops, "polytope_method": "strata-adf+tilt-is",
-            },
-        )
+        diag = {
+            "stratified_position": J, "n_strata": int(q.size), "refined_tokens": refined,
+            "screened_out": screened, "top_strata": {int(toks[v]): float(contrib[v]) for v in top},
+            "activation_flops": flops, "polytope_method": "strata-adf+tilt-is",
+        }
+        return J, toks, q, log_pv, diag
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        _, _, q, log_pv, diag = self._fit(problem, model, rng, budget)
+        contrib = np.log(q) + log_pv
+        lp = float(logsumexp(contrib)) if np.isfinite(contrib).any() else -math.inf
+        return MethodResult(log_value=lp, std_error=None, samples=budget, diagnostics=diag)
+
+
+@register_lm_method("wb-strat-is")
+class WhiteboxStratifiedIS(LMMethodBase):
+    """Hybrid: the ``wb-strat`` model as an importance proposal for the last free token (unbiased).
+
+    ``fit_fraction`` of the budget fits the stratified model (as ``wb-strat``), giving model
+    probabilities ``P_v`` per token ``v`` of the last free position ``J``. The rest draws
+    ``x_J ~ r`` with the defensive mixture ``r(v) = (1 - eps) q(v) P_v / sum_u q(u) P_u + eps q(v)``
+    and every other position from its own law, and returns
+    ``p_hat = mean_j [q(x_J) / r(x_J)] 1[argmax logits(x_j) = t]``: **unbiased** whatever the
+    model (the model only shapes ``r``; weights are at most ``1/eps``). Standard error: the
+    sample standard deviation of the weighted hits over ``sqrt(n)``.
+    """
+
+    def __init__(
+        self, *, fit_fraction: float = 0.25, defensive: float = 0.1, batch_size: int = 1024, **strat: Any
+    ) -> None:
+        super().__init__(batch_size=batch_size)
+        for name, v in (("fit_fraction", fit_fraction), ("defensive", defensive)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise InputValueError(f"{name} must lie in (0, 1), got {v!r}.")
+        self.fit_fraction = float(fit_fraction)
+        self.defensive = float(defensive)
+        self._strat = WhiteboxStratified(batch_size=batch_size, **strat)
+        self.strat = self._strat.params()
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        n_fit = int(self.fit_fraction * budget)
+        n_is = budget - n_fit
+        J, toks, q, log_pv, diag = self._strat._fit(problem, model, rng, n_fit)
+        contrib = np.log(q) + log_pv
+        if np.isfinite(contrib).any():
+            r = (1 - self.defensive) * np.exp(contrib - logsumexp(contrib)) + self.defensive * q
+        else:
+            r = q.copy()
+        r = r / r.sum()
+        log_w_v = np.log(q) - np.log(r)
+        gen = torch_generator(rng, problem.device)
+        vals = []
+        for b in self._batches(n_is, self.batch_size):
+            lab = rng.choice(q.size, size=b, p=r)
+            tokens = problem.spec.sample(b, gen, device=problem.device)
+            tokens[:, J] = tokens.new_tensor(toks[lab])
+            hit = (model.logits(tokens).argmax(-1) == problem.target).cpu().numpy()
+            vals.append(np.where(hit, np.exp(log_w_v[lab]), 0.0))
+        v = np.concatenate(vals)
+        hits = int(np.count_nonzero(v))
+        p = float(v.mean())
+        se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None
+        diag.update(fit_calls=n_fit, is_calls=n_is, hits=hits, proposal_top={
+            int(toks[i]): float(r[i]) for i in np.lexsort((np.arange(q.size), -r))[:5]
+        })
+        return MethodResult(log_value=math.log(p) if p > 0 else -math.inf, std_error=se, samples=budget, diagnostics=diag)
