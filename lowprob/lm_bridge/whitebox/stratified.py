@@ -14,10 +14,19 @@ other positions drawn from their own laws) and ``S`` the pooled within-stratum c
 :func:`~.activation_models.sample_covariance`). Every stratum gets ``min_per_stratum`` samples,
 the rest of the budget is allocated proportionally to ``q_J`` (so the estimate does not rely on
 a stratum never seen). Each stratum's polytope probability is its ADF value (:mod:`.adf`, one
-pass, shared ``A_k S A_k^T``); the ``refine`` strata contributing most are then recomputed by
-top-K tilting with the unbiased IS correction (:func:`~.polytope.corrected_gaussian_probability`).
+pass of at most ``max_competitors`` steps, shared ``A_k S A_k^T``); the ``refine`` strata
+contributing most are then recomputed by top-K tilting with the unbiased IS correction
+(:func:`~.polytope.corrected_gaussian_probability`).
 
-Like the other pure white-box methods it is biased (the model is not the law of ``x``) and is
+**Screening.** ADF's first factor is ``1 - max_k danger_k``, so ``log P_v <= U_v = min_k log
+Phi(mu_k / s_k)`` (one ``(V, d)`` product per stratum). Strata are filtered in decreasing order of
+``log q_v + U_v``; once the remaining bounds add up to less than ``screen_tol`` (1e-3) of the
+total so far, the rest are skipped (their ADF values are at most that much of the answer).
+
+``wb-strat-is`` (:class:`WhiteboxStratifiedIS`) is the hybrid: the same model as an importance
+proposal for the last free token, with exact hit checks, so the estimate is unbiased.
+
+Like the other pure white-box methods ``wb-strat`` is biased (the model is not the law of ``x``) and is
 meant to be calibrated by the bench's log-affine fit; ``std_error`` is ``None``. Cost: exactly
 ``budget`` forwards through :class:`~lowprob.lm_bridge.budget.CountedModel`; the activation-space
 work is reported in ``diagnostics["activation_flops"]``.
@@ -26,12 +35,14 @@ work is reported in ``diagnostics["activation_flops"]``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
 
 from lowprob._validation import check_int
 from lowprob.errors import BudgetError, InputValueError
+from lowprob.gaussian_polytope import log_normal_le_zero
 from lowprob.lm_bridge.budget import CountedModel
 from lowprob.lm_bridge.distributions import CategoricalPosition
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
@@ -42,7 +53,7 @@ from lowprob.lm_bridge.whitebox.adf import adf_over_competitors
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
 from lowprob.lm_bridge.whitebox.polytope import corrected_gaussian_probability
 
-__all__ = ["WhiteboxStratified", "allocate_strata", "last_free_position"]
+__all__ = ["WhiteboxStratified", "WhiteboxStratifiedIS", "allocate_strata", "last_free_position"]
 
 
 def last_free_position(problem: LMProblem) -> int:
@@ -83,6 +94,8 @@ class WhiteboxStratified(LMMethodBase):
         refine: int = 4,
         K: int = 16,
         n_is: int = 2**12,
+        max_competitors: int = 1024,
+        screen_tol: float = 1e-3,
     ) -> None:
         super().__init__(batch_size=batch_size)
         self.regularization = _check_regularization(regularization)
@@ -90,8 +103,15 @@ class WhiteboxStratified(LMMethodBase):
         self.refine = check_int("refine", refine, minimum=0)
         self.K = check_int("K", K, minimum=1)
         self.n_is = check_int("n_is", n_is, minimum=2)
+        self.max_competitors = check_int("max_competitors", max_competitors, minimum=1)
+        if not (isinstance(screen_tol, float) and 0 < screen_tol < 1):
+            raise InputValueError(f"screen_tol must be a float in (0, 1), got {screen_tol!r}.")
+        self.screen_tol = screen_tol
 
-    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+    def _fit(
+        self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int
+    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Spend ``budget`` forwards; ``(J, tokens, q, log P_v, diagnostics)`` of the stratified model."""
         J = last_free_position(problem)
         pos = problem.spec.positions[J]
         keep = pos.normalized > 0
@@ -113,15 +133,30 @@ class WhiteboxStratified(LMMethodBase):
         S = xc.T @ xc / max(budget - q.size, 1)
         gm = GaussianModel.from_moments(means.mean(0), 0.5 * (S + S.T), regularization=self.regularization)
         layer = FinalLayer.from_problem(problem)
-        A, _ = layer.halfspaces()
+        A, c = layer.halfspaces()
         AL = A @ gm.chol
         gap_var = np.einsum("ij,ij->i", AL, AL)
         flops = 2.0 * A.size * layer.d
-        log_pv = np.empty(q.size)
-        for v in range(q.size):
-            trace = adf_over_competitors(GaussianModel(means[v], gm.cov, gm.chol), layer, gap_var=gap_var)
+        # screening: ADF's first factor is 1 - (largest danger), so log P_v <= U_v = min_k log Phi(mu_k / s_k);
+        # strata are filtered in decreasing order of log q_v + U_v until the rest cannot add 1e-3 of the total
+        sd = np.sqrt(gap_var)
+        U = np.array([float(np.min(log_normal_le_zero(-(A @ means[v] + c), sd))) for v in range(q.size)])
+        flops += 2.0 * A.size * q.size
+        bound = np.log(q) + U
+        order = np.lexsort((np.arange(q.size), -bound))
+        log_pv = np.full(q.size, -np.inf)
+        total = -np.inf
+        screened = 0
+        for i, v in enumerate(order):
+            rest = float(logsumexp(bound[order[i:]]))
+            if np.isfinite(total) and rest < total + math.log(self.screen_tol):
+                screened = q.size - i
+                break
+            trace = adf_over_competitors(GaussianModel(means[v], gm.cov, gm.chol), layer, gap_var=gap_var,
+                                         max_competitors=min(self.max_competitors, layer.V - 1))
             log_pv[v] = trace.final.log_mass
             flops += trace.flops
+            total = float(np.logaddexp(total, math.log(q[v]) + log_pv[v]))
         contrib = np.log(q) + log_pv
         refined: list[int] = []
         if self.refine and np.isfinite(contrib).any():
@@ -136,13 +171,70 @@ class WhiteboxStratified(LMMethodBase):
                 flops += est.flops
                 refined.append(int(toks[v]))
             contrib = np.log(q) + log_pv
-        lp = float(logsumexp(contrib)) if np.isfinite(contrib).any() else -math.inf
         top = np.lexsort((np.arange(q.size), -contrib))[:5]
-        return MethodResult(
-            log_value=lp, std_error=None, samples=budget,
-            diagnostics={
-                "stratified_position": J, "n_strata": int(q.size), "refined_tokens": refined,
-                "top_strata": {int(toks[v]): float(contrib[v]) for v in top},
-                "activation_flops": flops, "polytope_method": "strata-adf+tilt-is",
-            },
-        )
+        diag = {
+            "stratified_position": J, "n_strata": int(q.size), "refined_tokens": refined,
+            "screened_out": screened, "top_strata": {int(toks[v]): float(contrib[v]) for v in top},
+            "activation_flops": flops, "polytope_method": "strata-adf+tilt-is",
+        }
+        return J, toks, q, log_pv, diag
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        _, _, q, log_pv, diag = self._fit(problem, model, rng, budget)
+        contrib = np.log(q) + log_pv
+        lp = float(logsumexp(contrib)) if np.isfinite(contrib).any() else -math.inf
+        return MethodResult(log_value=lp, std_error=None, samples=budget, diagnostics=diag)
+
+
+@register_lm_method("wb-strat-is")
+class WhiteboxStratifiedIS(LMMethodBase):
+    """Hybrid: the ``wb-strat`` model as an importance proposal for the last free token (unbiased).
+
+    ``fit_fraction`` of the budget fits the stratified model (as ``wb-strat``), giving model
+    probabilities ``P_v`` per token ``v`` of the last free position ``J``. The rest draws
+    ``x_J ~ r`` with the defensive mixture ``r(v) = (1 - eps) q(v) P_v / sum_u q(u) P_u + eps q(v)``
+    and every other position from its own law, and returns
+    ``p_hat = mean_j [q(x_J) / r(x_J)] 1[argmax logits(x_j) = t]``: **unbiased** whatever the
+    model (the model only shapes ``r``; weights are at most ``1/eps``). Standard error: the
+    sample standard deviation of the weighted hits over ``sqrt(n)``.
+    """
+
+    def __init__(
+        self, *, fit_fraction: float = 0.25, defensive: float = 0.1, batch_size: int = 1024, **strat: Any
+    ) -> None:
+        super().__init__(batch_size=batch_size)
+        for name, v in (("fit_fraction", fit_fraction), ("defensive", defensive)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise InputValueError(f"{name} must lie in (0, 1), got {v!r}.")
+        self.fit_fraction = float(fit_fraction)
+        self.defensive = float(defensive)
+        self._strat = WhiteboxStratified(batch_size=batch_size, **strat)
+        self.strat = self._strat.params()
+
+    def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
+        n_fit = int(self.fit_fraction * budget)
+        n_is = budget - n_fit
+        J, toks, q, log_pv, diag = self._strat._fit(problem, model, rng, n_fit)
+        contrib = np.log(q) + log_pv
+        if np.isfinite(contrib).any():
+            r = (1 - self.defensive) * np.exp(contrib - logsumexp(contrib)) + self.defensive * q
+        else:
+            r = q.copy()
+        r = r / r.sum()
+        log_w_v = np.log(q) - np.log(r)
+        gen = torch_generator(rng, problem.device)
+        vals = []
+        for b in self._batches(n_is, self.batch_size):
+            lab = rng.choice(q.size, size=b, p=r)
+            tokens = problem.spec.sample(b, gen, device=problem.device)
+            tokens[:, J] = tokens.new_tensor(toks[lab])
+            hit = (model.logits(tokens).argmax(-1) == problem.target).cpu().numpy()
+            vals.append(np.where(hit, np.exp(log_w_v[lab]), 0.0))
+        v = np.concatenate(vals)
+        hits = int(np.count_nonzero(v))
+        p = float(v.mean())
+        se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None
+        diag.update(fit_calls=n_fit, is_calls=n_is, hits=hits, proposal_top={
+            int(toks[i]): float(r[i]) for i in np.lexsort((np.arange(q.size), -r))[:5]
+        })
+        return MethodResult(log_value=math.log(p) if p > 0 else -math.inf, std_error=se, samples=budget, diagnostics=diag)
