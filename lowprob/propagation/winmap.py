@@ -104,6 +104,7 @@ def cell_budgets(config: GridConfig, method: str, n: int) -> tuple[tuple[int, ..
 def _cell_key(config: GridConfig, n: int, m: int) -> str:
     """The parameters that determine a cell's result (a changed key forces recomputation)."""
     return dumps_strict({
+        "version": 2,
         "problem": config.problem, "n": n, "m": m, "instances": config.instances, "seed": config.seed,
         "bootstrap": config.bootstrap, "truth_samples": config.truth_samples,
         "methods": {meth: list(cell_budgets(config, meth, n)[0]) for meth in config.methods},
@@ -164,6 +165,8 @@ def run_cell(config: GridConfig, n: int, m: int) -> dict[str, Any]:
         "skipped_methods": skipped,
         "budget_notes": notes,
         "trivial_nmse": trivial,
+        "trivial_nmse_measured": res["trivial_nmse_measured"],
+        "tail_coverage": res["trivial_nmse_measured"] / trivial if trivial > 0 else None,
         "truth": res["truth"],
         "truth_noise_nmse": noise,
         "truth_noise_over_smallest_nmse": noise / min(det_nmse) if det_nmse else None,
@@ -234,7 +237,8 @@ def _cell_line(cell: dict[str, Any]) -> str:
         if r["informative"] and r["log10_ratio_flops"] is not None:
             best[r["method"]] = min(best.get(r["method"], math.inf), r["log10_ratio_flops"])
     txt = ", ".join(f"{k} best log10 ratio {v:+.2f}" for k, v in best.items()) or "no informative point"
-    return f"  n={cell['n']:>2d} m={cell['m']:>3d}: {txt}"
+    cov = cell.get("tail_coverage")
+    return f"  n={cell['n']:>2d} m={cell['m']:>3d}: {txt} (measured/exact trivial nMSE {cov:.2f})"
 
 
 def _assemble(config: GridConfig, cells: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
