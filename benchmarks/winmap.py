@@ -45,7 +45,7 @@ def print_table(rec: dict) -> None:
         if c.get("skipped"):
             print(f"  {c['n']}x{c['m']}: skipped: {c['skipped']}")
         else:
-            print(f"  {c['n']}x{c['m']}: truth {c['truth'][:40]}..., truth noise nMSE {c['truth_noise_nmse']:.2e} "
+            print(f"  {c['n']}x{c['m']}: tail coverage (measured/exact trivial nMSE) {c['tail_coverage']:.2f}; truth {c['truth'][:40]}..., truth noise nMSE {c['truth_noise_nmse']:.2e} "
                   f"({c['truth_noise_over_smallest_nmse']:.2e} of the smallest method nMSE); trivial {c['trivial_nmse']:.2e}; "
                   f"slopes vs FLOPs " + ", ".join(
                       f"{m}: {s['slope']:+.2f} [{s['ci95'][0]:+.2f}, {s['ci95'][1]:+.2f}]"

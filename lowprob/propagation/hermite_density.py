@@ -140,7 +140,7 @@ def _compositions(total: int, parts: int) -> list[tuple[int, ...]]:
     return out
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=160)  # the subspace route uses one table per active dimension
 def _basis(n: int, M: int) -> HermiteBasis:
     return HermiteBasis(n, M)
 
@@ -294,7 +294,7 @@ class _RotationTables:
             self.shift_up.append(pairs)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=160)
 def _rotation_tables(n: int, M: int) -> _RotationTables:
     return _RotationTables(n, M)
 
@@ -365,7 +365,7 @@ def _line_product_matrix(a: np.ndarray, D: int, Dp: int, flops: FlopCounter) -> 
     return M
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=512)
 def _embedding(n_from: int, n_to: int, degree: int) -> np.ndarray:
     """Positions of ``(alpha, 0, ..., 0)`` in the graded ``n_to``-variable basis, for the graded
     ``n_from``-variable multi-indices ``alpha`` of degree ``<= degree``."""
