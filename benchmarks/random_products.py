@@ -34,11 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--stem", default=None, help="output file stem (default random_products_<problem>_n<n>[_k<k>])")
     args = ap.parse_args(argv)
     cfg = ProductCurveConfig(args.problem, args.n, args.k, args.instances, tuple(args.methods),
                              parse_budgets(args.budgets), args.seed, args.bootstrap)
     res = run_product_curves(cfg)
-    stem = f"random_products_{args.problem}_n{args.n}" + (f"_k{cfg.clauses}" if args.problem == "sat" else "")
+    stem = args.stem or f"random_products_{args.problem}_n{args.n}" + (f"_k{cfg.clauses}" if args.problem == "sat" else "")
     jp, pp = write_product_results(res, args.out, stem)
     print(f"\n{res['description']}; trivial nMSE {res['trivial_nmse']:.3e}")
     print(f"{'method':16s} {'K':>8s} {'FLOPs':>10s} {'nMSE':>10s} {'sampling@FLOPs':>15s} {'ratio':>7s}")

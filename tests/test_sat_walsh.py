@@ -176,3 +176,28 @@ def test_topk_is_optimal_among_sparse_sketches():
         keep = rng.choice(masks.size, K, replace=False)
         other = float(np.sum(lam * coef**2) - np.sum(lam[keep] * coef[keep] ** 2))
         assert err <= other + 1e-15
+
+
+def test_coset_product_equals_term_by_term_product():
+    """The coset algorithm (distinct variables) and the 2^w-term sum give the same product."""
+    from lowprob.propagation.walsh_density import WalshProduct
+    from lowprob.toy_models.sat import random_clauses
+
+    rng = np.random.default_rng(0)
+    n = 9
+    masks = level_masks(n, (0, 1, 2, 3))
+    g = WalshDensity(n, masks, rng.standard_normal((3, masks.size)), (0, 1, 2, 3))
+    prod = WalshProduct(g, ClauseStep(random_clauses(n, 1, seed=rng, batch=3)[:, 0, :], n))
+    out = level_masks(n, (0, 1, 2, 4))
+    f_coset, f_terms = FlopCounter(), FlopCounter()
+    np.testing.assert_allclose(prod.on(out, f_coset), prod._on_terms(out, f_terms), atol=1e-14)
+    assert f_coset.online < f_terms.online
+    # the adaptive support (one instance) agrees with the product on every set
+    sparse = np.sort(rng.choice(2**n, 40, replace=False)).astype(np.int64)
+    g1 = WalshDensity(n, sparse, rng.standard_normal((1, 40)), None)
+    p1 = WalshProduct(g1, ClauseStep(random_clauses(n, 1, seed=rng)[0], n))
+    cand, vals = p1.support(FlopCounter())
+    every = level_masks(n, range(n + 1))
+    dense = np.zeros(2**n)
+    dense[cand] = vals
+    np.testing.assert_allclose(dense[every], p1._on_terms(every, FlopCounter())[0], atol=1e-14)

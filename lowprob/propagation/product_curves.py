@@ -12,7 +12,10 @@ FLOPs), for i.i.d. random instances with *exact* truth:
 
 ``nMSE = mean_instances (p_hat - p)^2 / E[p(1-p)]`` with the exact ``E[p(1-p)]`` of the
 instance statistics, so sampling with ``N`` samples sits on ``1/N``; the trivial estimator
-``E p`` sits at ``Var p / E[p(1-p)]``. Problems are registered in :data:`CURVE_PROBLEMS`
+``E p`` sits at ``Var p / E[p(1-p)]``. Slopes (OLS of ``log nMSE`` on ``log budget`` and on
+``log FLOPs``, percentile-bootstrap intervals over instances) are fitted on the budgets whose
+whole 95 % interval lies below the trivial level (the method has left the plateau) and whose
+error is non-zero. Problems are registered in :data:`CURVE_PROBLEMS`
 (``lowprob curves --problem NAME``); ``halfspace`` is the original
 :mod:`lowprob.propagation.curves` job.
 """
@@ -31,7 +34,6 @@ import numpy as np
 from lowprob._io import atomic_write_json
 from lowprob._progress import progress
 from lowprob._validation import as_generator, check_int
-from lowprob.errors import InputValueError
 from lowprob.propagation.curves import _equal_flops_rows, fit_slope
 from lowprob.registry import Registry
 from lowprob.toy_models.registry import get_toy_estimator
@@ -189,7 +191,10 @@ def run_product_curves(config: ProductCurveConfig, *, log: Any = None) -> dict[s
         pts = rec["points"]
         K = np.array([p["budget"] for p in pts], dtype=float)
         F = np.array([p["flops_per_instance"] for p in pts])
-        use = K >= config_fit_from(spec, meth)
+        hi = np.array([p["nmse_ci95"][1] for p in pts])
+        # fit where the method has left the trivial plateau: budgets >= fit_from whose whole
+        # 95 % interval lies below the trivial estimator's level
+        use = (K >= int(spec.fit_from.get(meth, 0))) & (hi < stats["trivial_mse_ratio"])
         if use.sum() < 2:
             use = K > K.min()
         if use.sum() < 2:
@@ -230,10 +235,6 @@ def run_product_curves(config: ProductCurveConfig, *, log: Any = None) -> dict[s
         "flop_counting": "analytic per-instance counts (lowprob.propagation.flops); RNG, integer index "
         "arithmetic and look-ups not counted; instance-independent precomputation reported separately",
     }
-
-
-def config_fit_from(spec: CurveProblem, method: str) -> int:
-    return int(spec.fit_from.get(method, 0))
 
 
 def plot_product_curves(result: dict[str, Any], path: str | Path) -> None:
@@ -288,7 +289,3 @@ def parse_problem_budgets(spec: list[str]) -> dict[str, tuple[int, ...]]:
 
     return parse_budgets(spec)
 
-
-def _check_problem_name(name: str) -> None:
-    if name not in CURVE_PROBLEMS and name != "halfspace":
-        raise InputValueError(f"--problem must be one of halfspace, {', '.join(map(str, CURVE_PROBLEMS.keys()))}; got {name!r}.")

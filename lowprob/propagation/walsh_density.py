@@ -20,11 +20,12 @@ the squared MMD of DESIGN.md section 1, because the random-clause claim kernel
   among all ``S`` in the exact product's support (the optimal ``K``-sparse sketch for this
   kernel; adaptive per instance, one instance at a time).
 
-FLOPs (analytic, per instance): one multiply-add (2 FLOPs) per pair (output coefficient,
-clause term) whose input coefficient is held (at most ``2^{w+1}`` per output coefficient;
-pairs that fall outside the kept set read a zero and are not counted); for the top-``K`` projector also ``2^{w+1}`` per input coefficient to
-form every candidate, 3 per candidate for the score ``lambda g^2`` and 1 compare per
-candidate for the selection. Integer mask arithmetic, look-ups and sorting are index
+FLOPs (analytic, per instance). A clause with distinct variables ``V`` acts coset by
+coset of ``<V>`` (:meth:`WalshProduct.on`): one add per held input coefficient (the signed
+coset sums; signs are flips, not counted), one multiply per coset and one add per output
+coefficient whose coset is hit; otherwise one multiply-add per (output, clause term) pair
+whose input is held. The top-``K`` projector adds 3 per candidate for the score
+``lambda g^2`` and 1 compare per candidate for the selection. Integer mask arithmetic, look-ups and sorting are index
 operations and are not counted (:mod:`lowprob.propagation.flops` convention).
 
 Reference: O'Donnell, *Analysis of Boolean Functions* (2014), ch. 1; DESIGN.md section 4.
@@ -146,8 +147,52 @@ class WalshProduct:
     def total_mass(self) -> np.ndarray:  # pragma: no cover - always projected first
         raise NotImplementedError("WalshProduct must be projected before reading its mass.")
 
+    def _distinct(self) -> bool:
+        v = np.sort(self.step.variables.reshape(-1, self.step.literals.shape[-1]), axis=1)
+        return bool(np.all(np.diff(v, axis=1) != 0))
+
+    def _coset_parts(self, masks: np.ndarray, B: int) -> tuple[np.ndarray, np.ndarray]:
+        """Coset keys ``b 2^n + (S \\ V_b)`` and signs ``sigma_b(S) = prod_{v_j in S} (-s_j)``: ``(B, M)``."""
+        lit = np.broadcast_to(self.step.literals, (B, self.step.literals.shape[-1]))
+        bits = np.left_shift(np.int64(1), np.abs(lit) - 1)  # (B, w)
+        vmask = np.bitwise_or.reduce(bits, axis=1)  # (B,)
+        key = (masks[None, :] & ~vmask[:, None]) + (np.arange(B, dtype=np.int64)[:, None] << self.density.n)
+        sig = np.ones((B, masks.size))
+        for j in range(lit.shape[1]):
+            sig = np.where((masks[None, :] & bits[:, j : j + 1]) != 0, sig * -np.sign(lit[:, j : j + 1]), sig)
+        return key, sig
+
     def on(self, out_masks: np.ndarray, flops: FlopCounter) -> np.ndarray:
-        """``(g c)_S`` for ``S`` in ``out_masks (K',)``: ``(B, K')`` (exact)."""
+        """``(g c)_S`` for ``S`` in ``out_masks (K',)``: ``(B, K')`` (exact).
+
+        With distinct clause variables ``V`` (always, for random clauses) the unsatisfied
+        indicator ``U = prod_j (1 - s_j x_{v_j}) / 2`` acts coset by coset of ``<V>``:
+        ``(g U)_S = 2^-w sigma(S) sum_{S' in S + <V>} sigma(S') g_{S'}`` with
+        ``sigma(S) = prod_{v_j in S} (-s_j)`` (a sign), so ``(g c)_S = g_S - (g U)_S`` costs one
+        add per held input (the coset sums), one multiply per coset and one add per output.
+        Otherwise the ``2^w`` clause terms are applied directly (one multiply-add per pair).
+        """
+        if not self._distinct():
+            return self._on_terms(out_masks, flops)
+        g = self.density
+        B = g.coefficients.shape[0]
+        w = self.step.literals.shape[-1]
+        kin, sin = self._coset_parts(g.masks, B)
+        uniq, inv = np.unique(kin.reshape(-1), return_inverse=True)
+        wsum = np.bincount(inv, weights=(sin * g.coefficients).reshape(-1), minlength=uniq.size)
+        kout, sout = self._coset_parts(out_masks, B)
+        pos = np.minimum(np.searchsorted(uniq, kout), uniq.size - 1)
+        hit = uniq[pos] == kout
+        wout = np.where(hit, wsum[pos], 0.0) * 2.0**-w
+        padded = np.concatenate([g.coefficients, np.zeros((B, 1))], axis=1)
+        own = padded[np.arange(B)[:, None], _positions(g, np.broadcast_to(out_masks, (B, out_masks.size)))]
+        out = own - sout * wout
+        # coset sums: (held inputs - cosets) adds; one multiply per coset; one add per output hit
+        fl = (g.n_terms * B - uniq.size) + uniq.size + int(np.count_nonzero(hit))
+        flops.add(float(fl) / B, "walsh_product")
+        return out
+
+    def _on_terms(self, out_masks: np.ndarray, flops: FlopCounter) -> np.ndarray:
         g = self.density
         B = g.coefficients.shape[0]
         tm, tc = clause_walsh_terms(np.broadcast_to(self.step.literals, (B, self.step.literals.shape[-1])))
@@ -165,17 +210,37 @@ class WalshProduct:
         return out
 
     def support(self, flops: FlopCounter) -> tuple[np.ndarray, np.ndarray]:
-        """All ``(S, (g c)_S)`` of the exact product (one instance): sorted masks and values."""
+        """All ``(S, (g c)_S)`` of the exact product (one instance): sorted masks and values.
+
+        Distinct clause variables: the support is the union of the cosets ``S + <V>`` of the
+        held ``S``, with the coset sums of :meth:`on` (FLOPs: one add per held input for the
+        sums, one multiply per coset, one add per held output; sign flips are free).
+        """
         g = self.density
         if g.coefficients.shape[0] != 1:
             raise InputValueError("the exact product support is computed one instance at a time (batch 1).")
-        tm, tc = clause_walsh_terms(self.step.literals.reshape(-1))
-        cand = (g.masks[None, :] ^ tm[:, None]).reshape(-1)
-        vals = (tc[:, None] * g.coefficients[0][None, :]).reshape(-1)
-        uniq, inv = np.unique(cand, return_inverse=True)
-        out = np.bincount(inv, weights=vals, minlength=uniq.size)
-        flops.add(2.0 * tm.size * g.n_terms, "walsh_product")
-        return uniq, out
+        if not self._distinct():
+            tm, tc = clause_walsh_terms(self.step.literals.reshape(-1))
+            cand = (g.masks[None, :] ^ tm[:, None]).reshape(-1)
+            vals = (tc[:, None] * g.coefficients[0][None, :]).reshape(-1)
+            uniq, inv = np.unique(cand, return_inverse=True)
+            out = np.bincount(inv, weights=vals, minlength=uniq.size)
+            flops.add(2.0 * tm.size * g.n_terms, "walsh_product")
+            return uniq, out
+        w = self.step.literals.shape[-1]
+        kin, sin = self._coset_parts(g.masks, 1)
+        cos, inv = np.unique(kin[0], return_inverse=True)
+        wsum = np.bincount(inv, weights=sin[0] * g.coefficients[0], minlength=cos.size) * 2.0**-w
+        tm, _ = clause_walsh_terms(self.step.literals.reshape(-1))  # masks V_T of the coset
+        cand = (cos[:, None] ^ tm[None, :]).reshape(-1)  # cosets are disjoint: no duplicates
+        _, scand = self._coset_parts(cand, 1)
+        vals = -scand[0] * np.repeat(wsum, tm.size)
+        order = np.argsort(cand, kind="stable")
+        cand, vals = cand[order], vals[order]
+        held = np.searchsorted(cand, g.masks)
+        vals[held] += g.coefficients[0]
+        flops.add(float(g.n_terms - cos.size) + cos.size + g.n_terms, "walsh_product")
+        return cand, vals
 
 
 @register_deduction(ClauseStep, WalshDensity)
