@@ -60,9 +60,9 @@ class DesignPlan:
 
 
 def _rotation_flops(n: int) -> int:
-    # float64 Gaussian draw (16/elem at rate 2) + QR (flopscope: 2 x (2 n^3 - 2 n^3 / 3),
-    # rate 2) + sign fix and the float32 cast
-    return 32 * n * n + 2 * (2 * (2 * n**3 - (2 * n**3) // 3)) + 4 * n * n + 4 * n
+    # float32 Gaussian draw (16/elem) + float32 QR (flopscope: 2 (2 n^3 - 2 n^3 / 3)) + sign
+    # fix, transpose and cast (a few per element)
+    return 16 * n * n + 2 * (2 * n**3 - (2 * n**3) // 3) + 6 * n * n + 4 * n
 
 
 def _pairs_flops(n: int, depth: int, pairs: int, act: Activation, homogeneous: bool) -> int:
@@ -71,7 +71,7 @@ def _pairs_flops(n: int, depth: int, pairs: int, act: Activation, homogeneous: b
     first = pairs * n * (2 * n - 1) + rows * n  # one matmul per pair, then negation
     rest = (depth - 1) * rows * n * (2 * n - 1)
     phi = depth * rows * n * max(act.flops_per_element, 1)
-    acc = depth * (rows * n + 4 * n)  # column sums, cast, add
+    acc = depth * (rows * n + 4 * n) + rows * n + 4 * n  # column sums, cast, add; per design
     radius = 0 if homogeneous else rows * (n * (TRANSCENDENTAL_FLOPS + 2) + TRANSCENDENTAL_FLOPS)
     scale = rows * n  # radius scaling
     concat = rows * n
@@ -102,71 +102,86 @@ def plan_designs(width: int, depth: int, budget: float, act: Activation) -> Desi
     return DesignPlan(D, k, int(flops))
 
 
-def haar_orthogonal(rng: Any, n: int, xp: Any) -> Any:
-    """A Haar-distributed ``(n, n)`` orthogonal matrix: ``QR`` of a Gaussian, ``Q diag(sign R_ii)``."""
-    G = rng.standard_normal((n, n))
+def haar_orthogonal(rng: Any, n: int, xp: Any, batch: int = 1, dtype: Any = None) -> Any:
+    """``batch`` Haar ``(n, n)`` orthogonal matrices: QR of Gaussians, ``Q diag(sign R_ii)``.
+
+    ``dtype`` (e.g. float32) is passed to the Gaussian draw; QR keeps it.
+    """
+    G = rng.standard_normal((batch, n, n)) if dtype is None else rng.standard_normal(
+        (batch, n, n), dtype=dtype)
     Q, R = xp.linalg.qr(G)
-    return Q * xp.sign(xp.diag(R))[None, :]
+    return Q * xp.sign(xp.diagonal(R, axis1=1, axis2=2))[:, None, :]
 
 
-def _design_sums(
-    weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, pairs: int,
+def _batch_sums(
+    weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, k: int, pairs: int,
     radius: float, dtype: Any, acc_dtype: Any, tail: tuple[int, float] | None = None,
-) -> tuple[list[Any], Any]:
-    """Per-layer sums over the ``2 pairs`` points of one rotated cross-polytope.
+) -> tuple[list[Any], Any, Any]:
+    """``k`` rotated cross-polytopes of ``pairs`` antithetic pairs each, in one batched pass.
 
-    With ``tail = (neuron, threshold)`` also count the points with ``h_L[neuron] >
-    threshold`` (then every point gets its own ``chi_n`` radius: exact Gaussian points).
+    Returns per-layer sums over all ``2 k pairs`` points, the final-layer sums of each
+    design ``(k, n)`` and, with ``tail = (neuron, threshold)``, the hits
+    ``h_L[neuron] > threshold`` per design (then every point has its own ``chi_n`` radius, so
+    each point is exactly ``N(0, I)``). Rows are ordered ``(sign, design, pair)``.
     """
     xp = backend.xp
     n = weights[0].shape[0]
-    Q = haar_orthogonal(rng, n, xp)
-    U = xp.asarray(Q.T[:pairs], dtype=dtype)  # (pairs, n), orthonormal rows
+    Q = haar_orthogonal(rng, n, xp, k, dtype)  # columns of Q[j] are the directions of design j
+    U = xp.asarray(xp.swapaxes(Q, 1, 2)[:, :pairs, :], dtype=dtype).reshape(k * pairs, n)
     if act.homogeneous and tail is None:
-        U = U * radius
-        H1 = U @ weights[0]
+        H1 = (U * radius) @ weights[0]
         H = xp.concatenate([H1, -H1], axis=0)
-    else:  # r ~ chi_n per point: each point exactly N(0, I)
-        r = xp.sqrt(xp.sum(rng.standard_normal((2 * pairs, n)) ** 2, axis=1))
-        r = xp.asarray(r, dtype=dtype)[:, None]
+    else:  # r ~ chi_n per point
+        r = xp.sqrt(xp.sum(rng.standard_normal((2 * k * pairs, n), dtype=dtype) ** 2, axis=1))
         H1 = U @ weights[0]
-        H = xp.concatenate([H1, -H1], axis=0) * r
+        H = xp.concatenate([H1, -H1], axis=0) * xp.asarray(r, dtype=dtype)[:, None]
     X = act.forward(H, backend)
     sums = [xp.asarray(xp.sum(X, axis=0), dtype=acc_dtype)]
     for w in weights[1:]:
         H = X @ w
         X = act.forward(H, backend)
         sums.append(xp.asarray(xp.sum(X, axis=0), dtype=acc_dtype))
-    hits = None if tail is None else xp.sum(H[:, tail[0]] > tail[1])
-    return sums, hits
+    per = xp.asarray(xp.sum(X.reshape(2, k, pairs, n), axis=(0, 2)), dtype=acc_dtype)
+    hits = None
+    if tail is not None:
+        hits = xp.sum((H[:, tail[0]] > tail[1]).reshape(2, k, pairs), axis=(0, 2))
+    return sums, per, hits
 
 
 def rotated_cross_polytope_means(
     weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, plan: DesignPlan,
-    *, dtype: Any, acc_dtype: Any, tail: tuple[int, float] | None = None,
+    *, dtype: Any, acc_dtype: Any, tail: tuple[int, float] | None = None, max_rows: int = 4096,
 ) -> tuple[Any, list[Any]]:
-    """``(means (L, n), final-layer means of each full design)`` by rotated cross-polytopes.
+    """``(means (L, n), final-layer means of the full designs (D, n) or None)``.
 
     ``means`` averages all ``plan.points(n)`` points with equal weight (unbiased); the
-    per-design final means give a between-design standard error. With ``tail`` the
-    per-design entries are ``(final means, hit count)`` pairs (see :func:`_design_sums`).
+    per-design final means give a between-design standard error. Full designs are run
+    ``max_rows // 2n`` at a time (fewer Python-level ops). With ``tail`` the second value is
+    a list of ``(final means, hits, points)`` per batch, the partial design included.
     """
     xp = backend.xp
     n = weights[0].shape[0]
     radius = chi_mean(n)
     total = [xp.zeros(n, dtype=acc_dtype) for _ in weights]
     per_design = []
-    todo = [n] * plan.n_designs + ([plan.extra_pairs] if plan.extra_pairs else [])
-    for pairs in todo:
-        sums, hits = _design_sums(weights, act, backend, rng, pairs, radius, dtype, acc_dtype,
-                                  tail)
+    per_batch = max(1, max_rows // (2 * n))
+    todo = [(min(per_batch, plan.n_designs - i), n) for i in range(0, plan.n_designs, per_batch)]
+    if plan.extra_pairs:
+        todo.append((1, plan.extra_pairs))
+    for k, pairs in todo:
+        sums, per, hits = _batch_sums(weights, act, backend, rng, k, pairs, radius, dtype,
+                                      acc_dtype, tail)
         total = [t + s for t, s in zip(total, sums)]
         if tail is not None:
-            per_design.append((sums[-1] / (2.0 * pairs), hits, 2 * pairs))
+            per_design.append((per / (2.0 * pairs), hits, 2 * pairs))
         elif pairs == n:
-            per_design.append(sums[-1] / (2.0 * n))
+            per_design.append(per)
     N = float(plan.points(n))
-    return xp.stack([t / N for t in total], axis=0), per_design
+    means = xp.stack(total, axis=0) / N
+    if tail is not None:
+        return means, per_design
+    full = xp.concatenate(per_design, axis=0) / (2.0 * n) if per_design else None
+    return means, full
 
 
 def james_stein_toward_fit(d: Any, per_design: Any, p: Any, points: int, xp: Any) -> tuple[Any, Any]:

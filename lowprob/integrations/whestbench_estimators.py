@@ -219,8 +219,8 @@ class DesignEstimator(BaseEstimator):
         if variant is None:
             return means
         p = _propagated_final_mean(mlp, variant, self.hermite_order, backend)[-1]
-        final, c = james_stein_toward_fit(means[-1], fnp.stack(per_design, axis=0), p,
-                                          designs.points(mlp.width), fnp)
-        self.last_info["shrink"] = float(c)
+        final, c = james_stein_toward_fit(means[-1], per_design, p, designs.points(mlp.width),
+                                          fnp)
+        self.last_info["shrink"] = c
         return fnp.concatenate([means[:-1], final[None, :]], axis=0)
 
