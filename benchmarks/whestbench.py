@@ -102,11 +102,12 @@ def contest_from_truth(r, n_mlps: int) -> tuple[ContestData, list[dict]]:  # noq
     return data, truths
 
 
-def contest_from_dataset(r, path: Path, n_mlps: int) -> tuple[ContestData, list[dict]]:  # noqa: ANN001
+def contest_from_dataset(r, path: Path, n_mlps: int,  # noqa: ANN001 - RoundConfig
+                         split: str = "public") -> tuple[ContestData, list[dict]]:
     from whestbench.dataset import load_dataset, mlp_at
     from whestbench.scoring import make_contest_from_dataset
 
-    ds = load_dataset(str(path), split="train")
+    ds = load_dataset(str(path), split=split)
     first = mlp_at(ds, 0)
     if (first.width, first.depth) != (r.width, r.depth):
         raise SystemExit(
@@ -180,11 +181,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=list(ESTIMATORS))
     ap.add_argument("--dataset", type=Path, default=None,
                     help="a WhestBench-baked dataset instead of whest_truth.py's truth")
+    ap.add_argument("--split", default="public", help="dataset split (default public)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
     r = round_config(a.round)
     if a.dataset is not None:
-        data, truths = contest_from_dataset(r, a.dataset, a.n_mlps)
+        data, truths = contest_from_dataset(r, a.dataset, a.n_mlps, a.split)
     else:
         data, truths = contest_from_truth(r, a.n_mlps)
     result = {"round": r.tag, "width": r.width, "depth": r.depth, "flop_budget": r.flop_budget,
