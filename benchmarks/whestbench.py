@@ -131,7 +131,7 @@ def score(name: str, data: ContestData, truths: list[dict], r) -> dict:  # noqa:
         rep = evaluate_estimator(est, data)
     rows = []
     mc_ref = mc_at_bm(float(np.mean(data.avg_variances)), r)
-    for i, (m, t) in enumerate(zip(rep["per_mlp"], truths)):
+    for i, (m, t) in enumerate(zip(rep["per_mlp"], truths, strict=True)):
         mse = float(m["final_layer_mse"])
         mult = float(m["adjusted_final_layer_score"]) / mse if mse else 1.0
         truth_var = t["avg_variance"] / t["n_samples"]

@@ -84,9 +84,9 @@ def test_exported_estimator_refuses_tiny_budget_before_any_work(exported):
 
 
 def test_cli_writes_the_file_and_refuses_to_overwrite(tmp_path, capsys):
-    from lowprob.integrations.cli import register
-
     import argparse
+
+    from lowprob.integrations.cli import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -171,7 +171,7 @@ def rotated_cross_polytope_means(
     for k, pairs in todo:
         sums, per, hits = _batch_sums(weights, act, backend, rng, k, pairs, radius, dtype,
                                       acc_dtype, tail)
-        total = [t + s for t, s in zip(total, sums)]
+        total = [t + s for t, s in zip(total, sums, strict=True)]
         if tail is not None:
             per_design.append((per / (2.0 * pairs), hits, 2 * pairs))
         elif pairs == n:

@@ -38,9 +38,9 @@ from scipy import special
 
 from lowprob._progress import progress
 from lowprob._validation import as_generator, check_budget, check_int
+from lowprob.array_kernels.cumulant_steps import PendingActivation
 from lowprob.errors import BudgetError, InputTypeError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
-from lowprob.array_kernels.cumulant_steps import PendingActivation
 from lowprob.propagation.cumulants import (
     TRANSCENDENTAL_FLOPS,
     CumulantState,
