@@ -35,7 +35,7 @@ def test_round_rules_come_from_whestbench(bench, name, tag):
     assert spec.wall_time_limit_s == r.wall_time_limit_s
     spec.validate()
     # priced rounds spend more so that the priced residual is diluted; gated ones sit on the floor
-    assert bench.spend_fraction(r) == (0.1 if r.residual_mode == "gated" else 0.4)
+    assert bench.spend_fraction(r) == (0.1 if r.residual_mode == "gated" else 0.25)
 
 
 def test_unknown_round_refused(bench):

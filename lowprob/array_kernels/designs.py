@@ -188,7 +188,7 @@ def design_pairs(n_total: int) -> list[tuple[int, int]]:
 
 def rotated_cross_polytope_means(
     weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, plan: DesignPlan,
-    *, dtype: Any, acc_dtype: Any, tail: tuple[int, float] | None = None, max_rows: int = 4096,
+    *, dtype: Any, acc_dtype: Any, tail: tuple[int, float] | None = None, max_rows: int = 16384,
 ) -> tuple[Any, Any]:
     """``(means (L, n), final-layer means of the full designs (D, n) or None)``.
 
