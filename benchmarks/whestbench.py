@@ -1,41 +1,32 @@
-"""WhestBench peer benchmark: our cumulant propagation vs WhestBench's reference estimators vs MC.
+"""WhestBench under its own rules: one round's budget, residual-time rule and billing, read from WhestBench.
 
-Every estimator is scored by WhestBench's own scorer (``whestbench.scoring.evaluate_estimator``)
-on a locally baked dataset (``whestbench.dataset.create_dataset``, fixed per-MLP seeds
-1000..1000+n_mlps-1), at the same per-MLP FLOP budget (default ``2**41``, the current round's).
-Score per MLP = ``final_layer_mse * max(0.1, flops / budget)``, lower is better.
+``--round warmup|phase1|phase2`` selects ``whestbench.budget.ROUNDS["v1-warmup" |
+"v1-phase1" | "v2-phase2"]``; the :class:`whestbench.scoring.ContestSpec` is built from that
+round's own fields (width, depth, ``flop_budget``, ``lambda_flops_per_second`` (priced
+residual in v1, 0 in v2), ``residual_wall_time_limit_s`` (the 0.4 s gate in v2, none in
+v1), ``wall_time_limit_s``), so the residual gate is on exactly when the round had it. Every
+estimator is scored by WhestBench's own ``evaluate_estimator``.
 
-Estimators:
-* ``lowprob-kprop3-struct``: :class:`lowprob.integrations.whestbench.KpropEstimator` forced to
-  its structured ``K = 3`` variant (covariance + pair third cumulants, ``O(n^3)`` per layer);
-* ``lowprob-kprop2``: the same forced to ``K = 2`` (Gaussian mean/covariance);
-* ``lowprob-kprop2-diag``: forced to power cumulants (``O(n^2)`` per layer);
-* WhestBench's ``MeanPropagationEstimator``, ``CovariancePropagationEstimator``, ``CombinedEstimator``;
-* ``mc``: Monte Carlo in flopscope, spending ``--mc-fraction`` of the budget (0.1 by default:
-  because of the 0.1 multiplier floor, MC at 10% of the budget has the same expected
-  adjusted score as MC at 100%, ``avg_var / N``); the analytic ``MC@B_m`` of
-  ``whestbench.budget.mc_at_bm`` is printed too.
+Truth: resumable numpy Monte Carlo from ``benchmarks/whest_truth.py`` (MLP seeds ``1000 +
+i``, WhestBench's weight law bit for bit), or a WhestBench-baked dataset (``--dataset``,
+refused when its MLP shape is not the round's). Beside WhestBench's adjusted score we print
 
-Residual wall-time gate. WhestBench fails an MLP whose *residual* wall time (Python time
-outside flopscope's metered ops) exceeds 0.4 s. That is a wall-clock measurement, and on the
-shared machine these numbers were produced on (2 cores, load average ~10) it is inflated
-several-fold: WhestBench's own CovariancePropagationEstimator measured 0.07-0.19 s there. The
-gate is therefore off by default (``--residual-limit 0.4`` restores it); the table prints each
-estimator's largest residual time and the JSON counts MLPs over 0.4 s. FLOP counts, which
-decide the score, are unaffected by load.
+* ``MC@B``: ``whestbench.budget.mc_at_bm`` (``avg_variance / N`` with N the samples the
+  round's budget buys at its own billing), the Monte Carlo reference;
+* the **debiased** score ``(final_mse - avg_variance / n_truth) * multiplier``: the truth's
+  own noise removed (expected value of the MSE against the exact means).
 
-Usage (bakes the dataset first if it is missing; single-threaded)::
+Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/whestbench.py \
-        --data results/whestbench_w1024_d16_n8_s200000 --n-mlps 8 --n-samples 200000
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/whestbench.py --round warmup --n-mlps 10
 
-Writes ``benchmarks/results/whestbench.json`` and ``benchmarks/results/whestbench.png``.
+Writes ``benchmarks/results/whestbench_<round>.json`` and ``.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import sys
 import time
@@ -43,186 +34,184 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# This file is named like the package it benchmarks: drop its own folder from the path so
-# ``import whestbench`` finds the installed package, not this script.
 _HERE = Path(__file__).resolve().parent
+# This file is named like the package it benchmarks: drop its folder from the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
-import flopscope as flops  # noqa: E402
 import flopscope.numpy as fnp  # noqa: E402
 import numpy as np  # noqa: E402
-from whestbench import BaseEstimator  # noqa: E402
-from whestbench.budget import mc_flops_per_sample  # noqa: E402
-from whestbench.estimators import (  # noqa: E402
-    CombinedEstimator,
-    CovariancePropagationEstimator,
-    MeanPropagationEstimator,
-)
+from whestbench.budget import mc_at_bm  # noqa: E402
+from whestbench.scoring import ContestData, ContestSpec, evaluate_estimator  # noqa: E402
 
-from lowprob.integrations.whestbench import KpropEstimator  # noqa: E402
+from lowprob._io import atomic_write_json  # noqa: E402
+from lowprob.integrations.whestbench import DesignEstimator, KpropEstimator  # noqa: E402
+from lowprob.toy_models.random_mlp import RandomMLP  # noqa: E402
+
+sys.path.insert(0, str(_HERE))
+from whest_truth import ROUND_KEYS, load_truth, round_config  # noqa: E402
 
 RESULTS = _HERE / "results"
 
+ESTIMATORS = {
+    "design-shrink": lambda f: DesignEstimator(shrink=True, budget_fraction=f),
+    "design": lambda f: DesignEstimator(shrink=False, budget_fraction=f),
+    "kprop": lambda f: KpropEstimator(),
+}
 
-class MonteCarloEstimator(BaseEstimator):
-    """Plain sampling under the WhestBench contract, ``N = floor(fraction * budget / c)``.
 
-    ``c`` is WhestBench's own per-sample price (``whestbench.budget.mc_flops_per_sample``).
-    Inputs come from ``flopscope.numpy.random.default_rng(mlp.seed)`` as the contract asks.
+def spend_fraction(r) -> float:  # noqa: ANN001 - RoundConfig
+    """Budget share for the design estimators under the round's residual rule.
+
+    Gated rounds (``lambda = 0``): 0.1, the multiplier floor. Priced rounds: the bill is
+    ``f B + lambda R``; on this loaded machine ``R`` reached 0.1-0.5 s, i.e. ``lambda R / B``
+    up to ~0.8 at the warm-up budget. A larger ``f`` dilutes it (score ~ ``(f + lambda R /
+    B) / f``) but must leave room (``C > B`` fails the MLP): 0.25 tolerates ``R`` < 0.5 s
+    at 6.8e10 (and < 2 s at phase 1's 2.72e11).
     """
-
-    def __init__(self, fraction: float = 0.1, chunk: int = 2048) -> None:
-        self.fraction = fraction
-        self.chunk = chunk
-
-    def predict(self, mlp, budget):  # noqa: ANN001, ANN201 - WhestBench's signature
-        per = mc_flops_per_sample(mlp.width, mlp.depth, dtype_aware_billing=True)
-        n = max(1, int(self.fraction * budget // (per + 4 * mlp.width * mlp.depth)))
-        rng = fnp.random.default_rng(mlp.seed)
-        sums = [fnp.zeros(mlp.width, dtype=fnp.float64) for _ in range(mlp.depth)]
-        done = 0
-        while done < n:
-            b = min(self.chunk, n - done)
-            x = fnp.array(rng.standard_normal((b, mlp.width), dtype=fnp.float32))
-            for i, w in enumerate(mlp.weights):
-                x = fnp.maximum(fnp.matmul(x, w), 0.0)
-                sums[i] = sums[i] + fnp.sum(fnp.asarray(x, dtype=fnp.float64), axis=0)
-            done += b
-        return fnp.stack([s / n for s in sums], axis=0)
+    return 0.1 if r.lambda_flops_per_second == 0 else 0.25
 
 
-def bake(path: Path, n_mlps: int, n_samples: int, width: int, depth: int) -> float:
-    from whestbench.dataset import create_dataset
+def contest_spec(r, n_mlps: int, n_truth: int) -> ContestSpec:  # noqa: ANN001 - RoundConfig
+    """The round's rules, field by field from WhestBench's ``RoundConfig``."""
+    return ContestSpec(
+        width=r.width, depth=r.depth, n_mlps=n_mlps, flop_budget=r.flop_budget,
+        ground_truth_samples=n_truth, wall_time_limit_s=r.wall_time_limit_s,
+        residual_wall_time_limit_s=r.residual_wall_time_limit_s,
+        lambda_flops_per_second=r.lambda_flops_per_second,
+    )
 
+
+def contest_from_truth(r, n_mlps: int) -> tuple[ContestData, list[dict]]:  # noqa: ANN001
+    truths, mlps = [], []
+    for i in range(n_mlps):
+        t = load_truth(r.tag, 1000 + i)
+        if t is None:
+            break
+        truths.append(t)
+        mlps.append(RandomMLP.whestbench(r.width, r.depth, seed=1000 + i).to_whestbench(
+            seed=1000 + i))
+    if not truths:
+        raise SystemExit(f"no truth for {r.tag} yet: run benchmarks/whest_truth.py --round ...")
+    spec = contest_spec(r, len(truths), min(t["n_samples"] for t in truths))
+    data = ContestData(
+        spec=spec, mlps=mlps,
+        all_layer_targets=[fnp.asarray(t["means"], dtype=fnp.float32) for t in truths],
+        final_targets=[fnp.asarray(t["means"][-1], dtype=fnp.float32) for t in truths],
+        avg_variances=[t["avg_variance"] for t in truths],
+    )
+    return data, truths
+
+
+def contest_from_dataset(r, path: Path, n_mlps: int,  # noqa: ANN001 - RoundConfig
+                         split: str = "public") -> tuple[ContestData, list[dict]]:
+    from whestbench.dataset import load_dataset, mlp_at
+    from whestbench.scoring import make_contest_from_dataset
+
+    ds = load_dataset(str(path), split=split)
+    first = mlp_at(ds, 0)
+    if (first.width, first.depth) != (r.width, r.depth):
+        raise SystemExit(
+            f"--dataset {str(path)!r} holds {first.width}x{first.depth} MLPs, but round "
+            f"{r.tag!r} is {r.width}x{r.depth}; pass the matching --round or dataset."
+        )
+    n = min(n_mlps, len(ds))
+    n_truth = int(ds[0].get("n_samples", 0) or 0)
+    spec = contest_spec(r, n, max(n_truth, 1))
+    data = make_contest_from_dataset(spec, ds, n)
+    truths = [{"avg_variance": float(v), "n_samples": n_truth or math.inf}
+              for v in data.avg_variances]
+    return data, truths
+
+
+def score(name: str, data: ContestData, truths: list[dict], r) -> dict:  # noqa: ANN001
+    est = ESTIMATORS[name](spend_fraction(r))
     t0 = time.time()
-    last = [0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = evaluate_estimator(est, data)
+    rows = []
+    mc_ref = mc_at_bm(float(np.mean(data.avg_variances)), r)
+    for i, (m, t) in enumerate(zip(rep["per_mlp"], truths, strict=True)):
+        mse = float(m["final_layer_mse"])
+        mult = float(m["adjusted_final_layer_score"]) / mse if mse else 1.0
+        truth_var = t["avg_variance"] / t["n_samples"]
+        mc_i = mc_at_bm(t["avg_variance"], r)
+        rows.append({
+            "mlp_seed": 1000 + i, "truth_samples": t["n_samples"], "final_layer_mse": mse,
+            "multiplier": mult, "adjusted": mse * mult,
+            "debiased": (mse - truth_var) * mult, "mc_at_b": mc_i,
+            "ratio_debiased_over_mc": (mse - truth_var) * mult / mc_i,
+            "flops_used": m.get("flops_used"), "residual_wall_time_s": m.get("residual_wall_time_s"),
+            "failed": bool(m.get("budget_exhausted") or m.get("time_exhausted")
+                           or m.get("residual_wall_time_exhausted")
+                           or m.get("combined_budget_exhausted") or m.get("error_code")),
+        })
+    adj = float(np.mean([x["adjusted"] for x in rows]))
+    deb = float(np.mean([x["debiased"] for x in rows]))
+    return {"estimator": name, "budget_fraction": spend_fraction(r), "whestbench_adjusted_score": float(
+        rep.get("adjusted_final_layer_score", adj)), "adjusted_mean": adj, "debiased": deb,
+        "mc_at_b": mc_ref, "ratio_debiased_over_mc": deb / mc_ref,
+        "n_failed": sum(x["failed"] for x in rows), "seconds": time.time() - t0, "per_mlp": rows}
 
-    def prog(ev: dict) -> None:
-        if time.time() - last[0] > 30:
-            last[0] = time.time()
-            print(f"  bake {ev.get('phase')} {ev.get('completed')}/{ev.get('total')} "
-                  f"({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
 
-    create_dataset(n_mlps=n_mlps, n_samples=n_samples, width=width, depth=depth,
-                   mlp_seeds=[1000 + i for i in range(n_mlps)], output_path=path, progress=prog)
-    return time.time() - t0
+def plot(result: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for res in result["estimators"]:
+        ax.plot([x["mlp_seed"] for x in res["per_mlp"]],
+                [max(x["ratio_debiased_over_mc"], 1e-4) for x in res["per_mlp"]], "o-",
+                label=res["estimator"])
+    ax.axhline(1.0, color="k", lw=0.8, label="Monte Carlo at the budget")
+    ax.axhline(0.1, color="gray", ls="--", lw=0.8, label="target 0.1x")
+    ax.set_yscale("log")
+    ax.set_xlabel("MLP seed")
+    ax.set_ylabel("debiased score / MC@B")
+    ax.set_title(f"WhestBench {result['round']} ({result['width']}x{result['depth']})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("results/whestbench_w1024_d16_n8_s200000"))
-    ap.add_argument("--n-mlps", type=int, default=8)
-    ap.add_argument("--n-samples", type=int, default=200_000)
-    ap.add_argument("--width", type=int, default=1024)
-    ap.add_argument("--depth", type=int, default=16)
-    ap.add_argument("--budget", type=int, default=2**41)
-    ap.add_argument("--mc-fraction", type=float, default=0.1)
-    ap.add_argument("--residual-limit", type=float, default=None,
-                    help="WhestBench's residual wall-time gate in seconds (its default is 0.4; "
-                         "off by default here, see the module docstring)")
-    ap.add_argument("--out", type=Path, default=RESULTS / "whestbench.json")
-    args = ap.parse_args(argv)
-
-    from whestbench.dataset import load_dataset
-    from whestbench.scoring import ContestSpec, evaluate_estimator, make_contest_from_dataset
-
-    bake_seconds = None
-    if not args.data.exists():
-        print(f"baking {args.data} ...", file=sys.stderr)
-        bake_seconds = bake(args.data, args.n_mlps, args.n_samples, args.width, args.depth)
-    md = json.loads((args.data / "metadata.json").read_text())
-    ds = load_dataset(args.data, split=md.get("split", "public"))
-    n_mlps = min(args.n_mlps, len(ds))
-    spec = ContestSpec(width=md["width"], depth=md["depth"], n_mlps=n_mlps,
-                       flop_budget=args.budget, ground_truth_samples=md["n_samples"],
-                       residual_wall_time_limit_s=args.residual_limit)
-    data = make_contest_from_dataset(spec, ds, n_mlps)
-    mean_avg_var = float(np.mean(data.avg_variances))
-    n_mc_full = args.budget / mc_flops_per_sample(spec.width, spec.depth, dtype_aware_billing=True)
-
-    estimators = {
-        "lowprob-kprop3-struct": KpropEstimator(variants=("kprop3-struct",), budget_fraction=1.0),
-        "lowprob-kprop2": KpropEstimator(variants=("kprop2",), budget_fraction=1.0),
-        "lowprob-kprop2-diag": KpropEstimator(variants=("kprop2-diag",), budget_fraction=1.0),
-        "wb-MeanPropagation": MeanPropagationEstimator(),
-        "wb-CovariancePropagation": CovariancePropagationEstimator(),
-        "wb-Combined": CombinedEstimator(),
-        f"mc@{args.mc_fraction:g}B": MonteCarloEstimator(args.mc_fraction),
-    }
-    rows = {}
-    flops.configure(symmetry_warnings=False)
-    for name, est in estimators.items():
-        t0 = time.time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = evaluate_estimator(est, data)
-        rows[name] = {
-            "adjusted_final_layer_score": res["adjusted_final_layer_score"],
-            "final_layer_mse": res["final_layer_mse"],
-            "all_layers_mse": res["all_layers_mse"],
-            "mean_score_multiplier": res["mean_score_multiplier"],
-            "mean_flops": float(np.mean([m["flops_used"] for m in res["per_mlp"]])),
-            "n_failed_mlps": res["n_failed_mlps"],
-            "per_mlp_final_mse": [m["final_layer_mse"] for m in res["per_mlp"]],
-            "per_mlp_residual_wall_time_s": [m["residual_wall_time_s"] for m in res["per_mlp"]],
-            "n_over_default_residual_gate": sum(m["residual_wall_time_s"] > 0.4
-                                                for m in res["per_mlp"]),
-            "errors": [m.get("error_code") for m in res["per_mlp"] if m.get("error_code")],
-            "seconds": time.time() - t0,
-        }
-        print(f"{name:28s} done in {time.time() - t0:.1f}s", file=sys.stderr, flush=True)
-
-    noise_floor = mean_avg_var / md["n_samples"]
-    print(f"\nWhestBench {whestbench_version()} scorer | width {spec.width} depth {spec.depth} | "
-          f"{n_mlps} MLPs | truth {md['n_samples']:,} samples | budget {args.budget:.3e} FLOPs")
-    print(f"truth noise floor avg_var/N_truth = {noise_floor:.3e};  "
-          f"analytic MC@B_m = avg_var/N = {mean_avg_var / n_mc_full:.3e} (N = {n_mc_full:,.0f})")
-    print(f"residual wall-time gate: {args.residual_limit} s (WhestBench default 0.4 s)")
-    print(f"{'estimator':28s} {'adj. score':>11s} {'final MSE':>11s} {'all MSE':>11s} "
-          f"{'FLOPs/B':>9s} {'failed':>6s} {'max resid s':>11s}")
-    for name, r in sorted(rows.items(), key=lambda kv: kv[1]["adjusted_final_layer_score"]):
-        print(f"{name:28s} {r['adjusted_final_layer_score']:11.3e} {r['final_layer_mse']:11.3e} "
-              f"{r['all_layers_mse']:11.3e} {r['mean_flops'] / args.budget:9.2e} "
-              f"{r['n_failed_mlps']:6d} {max(r['per_mlp_residual_wall_time_s']):11.3f}")
-
-    record = {
-        "dataset": str(args.data), "metadata": {k: md[k] for k in ("width", "depth", "n_mlps",
-                                                                  "n_samples", "created_at_utc")},
-        "bake_seconds": bake_seconds, "budget": args.budget, "n_mlps_scored": n_mlps,
-        "residual_wall_time_limit_s": args.residual_limit,
-        "machine_load_average": os.getloadavg(),
-        "mean_avg_variance": mean_avg_var, "truth_noise_floor": noise_floor,
-        "mc_at_bm_analytic": mean_avg_var / n_mc_full, "whestbench_version": whestbench_version(),
-        "results": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    _plot(rows, args.out.with_suffix(".png"), noise_floor)
-    return record
-
-
-def whestbench_version() -> str:
-    from importlib.metadata import version
-
-    return version("whestbench")
-
-
-def _plot(rows: dict, path: Path, noise_floor: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = sorted(rows, key=lambda k: rows[k]["adjusted_final_layer_score"])
-    vals = [rows[k]["adjusted_final_layer_score"] for k in names]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.barh(names, vals, color=["C0" if n.startswith("lowprob") else "C7" for n in names])
-    ax.axvline(noise_floor, color="k", ls=":", label="truth noise floor")
-    ax.set_xscale("log")
-    ax.set_xlabel("WhestBench adjusted final-layer score (lower is better)")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ap.add_argument("--round", required=True, choices=sorted(ROUND_KEYS))
+    ap.add_argument("--n-mlps", type=int, default=10)
+    ap.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=list(ESTIMATORS))
+    ap.add_argument("--dataset", type=Path, default=None,
+                    help="a WhestBench-baked dataset instead of whest_truth.py's truth")
+    ap.add_argument("--split", default="public", help="dataset split (default public)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    a = ap.parse_args(argv)
+    r = round_config(a.round)
+    if a.dataset is not None:
+        data, truths = contest_from_dataset(r, a.dataset, a.n_mlps, a.split)
+    else:
+        data, truths = contest_from_truth(r, a.n_mlps)
+    result = {"round": r.tag, "width": r.width, "depth": r.depth, "flop_budget": r.flop_budget,
+              "lambda_flops_per_second": r.lambda_flops_per_second,
+              "residual_wall_time_limit_s": r.residual_wall_time_limit_s,
+              "wall_time_limit_s": r.wall_time_limit_s, "n_mlps": len(truths),
+              "truth_samples": [t["n_samples"] for t in truths],
+              "machine": "2 shared CPU cores, loaded by parallel jobs", "estimators": []}
+    print(f"{r.tag}: {r.width}x{r.depth}, B={r.flop_budget:.3g}, lambda={r.lambda_flops_per_second}, "
+          f"residual gate={r.residual_wall_time_limit_s}, {len(truths)} MLPs, truth "
+          f"{min(result['truth_samples'])}-{max(result['truth_samples'])} samples")
+    print(f"{'estimator':<15}{'WB adjusted':>13}{'debiased':>12}{'MC@B':>12}{'ratio':>8}"
+          f"{'fails':>7}{'max resid s':>13}")
+    for name in a.estimators:
+        res = score(name, data, truths, r)
+        result["estimators"].append(res)
+        resid = max((x["residual_wall_time_s"] or 0) for x in res["per_mlp"])
+        print(f"{name:<15}{res['whestbench_adjusted_score']:>13.3e}{res['debiased']:>12.3e}"
+              f"{res['mc_at_b']:>12.3e}{res['ratio_debiased_over_mc']:>8.3f}{res['n_failed']:>7d}"
+              f"{resid:>13.3f}", flush=True)
+        a.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(a.out / f"whestbench_{a.round}.json", result)
+    plot(result, a.out / f"whestbench_{a.round}.png")
+    return result
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def test_export_is_generated_from_the_package_source():
     from lowprob.array_kernels import cumulant_steps, designs
     from lowprob.propagation import loop
 
-    for fn in (loop.propagate, loop.deduce, cumulant_steps.linear_rule, designs._design_sums):
+    for fn in (loop.propagate, loop.deduce, cumulant_steps.linear_rule, designs._batch_sums):
         assert inspect.getsource(fn).strip() in text
 
 

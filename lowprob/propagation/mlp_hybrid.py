@@ -101,7 +101,7 @@ class DesignMonteCarloMLP:
             diagnostics: dict[str, Any] = {"n_designs": plan.n_designs,
                                            "extra_pairs": plan.extra_pairs, "shrink": 0.0}
             if plan.n_designs >= 2:
-                pd = np.stack(per_design)
+                pd = per_design
                 var_d = pd.var(axis=0, ddof=1) * (2.0 * mlp.width / plan.points(mlp.width))
                 se = np.full_like(means, np.nan)
                 se[-1] = np.sqrt(var_d)
@@ -129,10 +129,11 @@ class DesignMonteCarloMLP:
             _, per = rotated_cross_polytope_means(
                 ws, get_activation(mlp.activation), NUMPY, as_generator(seed), plan,
                 dtype=self.dtype, acc_dtype=np.float64, tail=(problem.neuron, problem.threshold))
-        hits = int(sum(int(h) for _, h, _ in per))
+        hits = int(sum(int(np.sum(h)) for _, h, _ in per))
         N = plan.points(mlp.width)
         p = hits / N
-        fr = np.array([h / m for _, h, m in per if m == 2 * mlp.width])
+        fr = np.concatenate([np.asarray(h) / m for _, h, m in per if m == 2 * mlp.width]) \
+            if plan.n_designs else np.zeros(0)
         se = float(fr.std(ddof=1) / math.sqrt(len(fr))) if len(fr) >= 2 else None
         cost = Cost(samples=N, model_calls=N, flops=float(plan.flops), seconds=t[0])
         return Estimate.from_value(p, std_error=se, cost=cost, method=self.name, budget=budget,

@@ -1,0 +1,52 @@
+"""benchmarks/whestbench.py applies each round's rules as WhestBench defines them (read, not retyped),
+and refuses a dataset whose MLP shape is not the round's."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("whestbench")
+
+from whestbench.budget import ROUNDS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_whestbench", ROOT / "benchmarks" / "whestbench.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name,tag", [("warmup", "v1-warmup"), ("phase1", "v1-phase1"),
+                                      ("phase2", "v2-phase2")])
+def test_round_rules_come_from_whestbench(bench, name, tag):
+    r = bench.round_config(name)
+    assert r is ROUNDS[tag]
+    spec = bench.contest_spec(r, 3, 1000)
+    assert (spec.width, spec.depth, spec.flop_budget) == (r.width, r.depth, r.flop_budget)
+    assert spec.lambda_flops_per_second == r.lambda_flops_per_second
+    assert spec.residual_wall_time_limit_s == r.residual_wall_time_limit_s
+    assert spec.wall_time_limit_s == r.wall_time_limit_s
+    spec.validate()
+    # priced rounds spend more so that the priced residual is diluted; gated ones sit on the floor
+    assert bench.spend_fraction(r) == (0.1 if r.residual_mode == "gated" else 0.25)
+
+
+def test_unknown_round_refused(bench):
+    with pytest.raises(SystemExit, match="--round"):
+        bench.round_config("phase9")
+
+
+def test_dataset_of_the_wrong_shape_is_refused(bench, tmp_path):
+    from whestbench.dataset import create_dataset
+
+    path = create_dataset(n_mlps=1, n_samples=64, width=8, depth=2, mlp_seeds=[5],
+                          output_path=tmp_path / "tiny")
+    with pytest.raises(SystemExit, match=r"8x2.*v1-warmup.*256x8"):
+        bench.contest_from_dataset(bench.round_config("warmup"), path, 1)
