@@ -1,4 +1,4 @@
-"""Exact sketch error against K for every sketch kind (issue 3).
+"""Exact sketch error against K for every sketch kind.
 
 Problems:
   * cone-m{2,8,15}: D = uniform on S^3 restricted to a random simplicial cone (4 faces,

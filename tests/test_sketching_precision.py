@@ -82,17 +82,17 @@ def test_moments_and_synthesis_match_the_matrix_and_do_not_depend_on_chunking() 
 
 
 def test_moments_memory_is_bounded_by_max_bytes() -> None:
-    sh = SphericalHarmonics(4, 64)
-    x = np.random.default_rng(0).standard_normal((3000, 4))
-    w = np.full(3000, 1 / 3000)
-    cap = 8 << 20
+    sh = SphericalHarmonics(4, 48)
+    x = np.random.default_rng(0).standard_normal((1500, 4))
+    w = np.full(1500, 1 / 1500)
+    cap = 4 << 20
     tracemalloc.start()
     try:
         sh.moments(x, w, normalize=True, max_bytes=cap)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # the full matrix would be 3000 * 47905 * 8 B = 1.1 GB
+    # the full matrix would be 1500 * 40425 * 8 B = 485 MB
     assert peak < cap + 4 * sh.total_dim * 8 + (2 << 20)
 
 
