@@ -378,6 +378,8 @@ def test_9_unsupported_model_type_before_building(tiny_dir, tmp_path):
     (("sketch", "eigenvalues", "--m", "3", "--L", "100000"), "GiB of memory"),
     (("sketch", "error", "--K", str(10**8)), "GiB of memory"),
     (("curves", "--methods", "sampling", "--budgets", "sampling=1000000000000", "--instances", "4"), "--budget"),
+    (("toy", "exact", "--d", "4", "--m", "2000000"), "GiB of memory"),
+    (("toy", "estimate", "--method", "smc", "--budget", str(10**18), "--no-exact"), "GiB of memory"),
 ])
 def test_10_runaway_budgets_refused_with_estimate(argv, match):
     rc, _, err = run_cli(*argv)
@@ -385,6 +387,11 @@ def test_10_runaway_budgets_refused_with_estimate(argv, match):
     assert ("GiB" in err or "would take about" in err), err
     if match != "--budget":
         assert match in err
+
+
+def test_10_stats_huge_d_is_refused_not_a_traceback():
+    rc, _, err = run_cli("toy", "stats", "--d", str(10**9), "--m", "16")
+    assert_one_line_error(rc, err, "d must be <= 10000")
 
 
 def test_10_library_naive_refuses_runaway_budget():

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from lowprob._io import atomic_write_json, atomic_write_text, check_writable, dumps_strict
 from lowprob._progress import progress
-from lowprob._validation import check_int
+from lowprob._validation import check_int, check_seed
 from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.distributions import TokenSpec
@@ -315,7 +315,7 @@ def count_argmax(
         fast: use the tabulated GPT-2 kernel where supported.
     """
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed("seed", seed)
     if isinstance(checkpoint_seconds, bool) or not isinstance(checkpoint_seconds, (int, float)) or not (
         math.isfinite(checkpoint_seconds) and checkpoint_seconds >= 0
     ):
