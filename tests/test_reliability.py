@@ -202,9 +202,17 @@ def test_5_budgets_for_a_method_not_run():
 
 
 def test_5_checkpoint_seconds_nan(tiny_dir, spec_file, tmp_path):
+    from lowprob.lm_bridge.adapters.loading import load_hf
+    from lowprob.lm_bridge.distributions import TokenSpec
+    from lowprob.lm_bridge.ground_truth import count_argmax
+
+    for bad in (float("nan"), float("inf"), -1.0):  # the library refuses it too
+        with pytest.raises(InputValueError, match="checkpoint_seconds must be a finite number"):
+            count_argmax(load_hf(tiny_dir), TokenSpec.load(spec_file), 64, state_path=tmp_path / "g.json",
+                         checkpoint_seconds=bad)
     rc, _, err = run_cli("lm", "ground-truth", "--model", tiny_dir, "--dist", spec_file, "--samples", "64",
                          "--out", tmp_path / "gt.json", "--checkpoint-seconds", "nan", "--device", "cpu")
-    assert_one_line_error(rc, err, "checkpoint_seconds must be a finite number")
+    assert_one_line_error(rc, err, "--checkpoint-seconds must be a finite number")
     assert not (tmp_path / "gt.json").exists()
 
 

@@ -81,7 +81,7 @@ def run_ground_truth(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.checkpoint_seconds) and args.checkpoint_seconds >= 0):
         raise InputValueError(
             f"--checkpoint-seconds must be a finite number >= 0, got {args.checkpoint_seconds!r} "
-            "(checkpoint_seconds must be a finite number; nan or inf would silently disable checkpointing)."
+            "(nan or inf would silently disable checkpointing)."
         )
     if args.targets:
         check_writable(args.targets, what="--targets")
