@@ -63,6 +63,8 @@ __all__ = [
 ]
 
 PART_FORMAT = "lowprob.shard/1"
+#: Largest ``n_chunks * width`` float64 table a float job may reduce (bytes).
+MAX_ROWS_BYTES = 4 << 30
 
 
 class Interrupted(KeyboardInterrupt):
@@ -173,10 +175,21 @@ class ChunkPlan:
         return json.dumps({"n_chunks": self.n_chunks, "width": self.width, "dtype": self.dtype, **self.key},
                           sort_keys=True, default=str)
 
-    def assigned(self, info: RankInfo, done: set[int]) -> list[int]:
-        """Chunks this rank computes: the unfinished ones, dealt round-robin by rank."""
-        remaining = [k for k in range(self.n_chunks) if k not in done]
-        return remaining[info.rank :: info.world_size]
+    def assigned(self, info: RankInfo, done: set[int]) -> Iterator[int]:
+        """Chunks this rank computes, lazily: the unfinished ones (``remaining``, in order), dealt
+        round-robin by rank, ``remaining[rank::world_size]``."""
+        i = 0
+        for k in range(self.n_chunks):
+            if k in done:
+                continue
+            if i % info.world_size == info.rank:
+                yield k
+            i += 1
+
+    def n_assigned(self, info: RankInfo, done: set[int]) -> int:
+        """``len(remaining[rank::world_size])`` without listing the chunks."""
+        remaining = self.n_chunks - sum(1 for k in done if 0 <= k < self.n_chunks)
+        return max(0, -(-(remaining - info.rank) // info.world_size))
 
 
 def shard_dir(out: str | Path) -> Path:
@@ -381,8 +394,8 @@ def run_chunks(
         Interrupted: on SIGINT/SIGTERM, after saving this rank's part.
     """
     info = info or RankInfo()
-    if not (checkpoint_seconds > 0 and np.isfinite(checkpoint_seconds)):
-        raise InputValueError(f"checkpoint_seconds must be a positive finite number, got {checkpoint_seconds!r}.")
+    if not (checkpoint_seconds >= 0 and np.isfinite(checkpoint_seconds)):
+        raise InputValueError(f"checkpoint_seconds must be a finite number >= 0, got {checkpoint_seconds!r}.")
     directory = Path(state_dir) if state_dir is not None else None
     done = _load_parts(directory, plan) if directory is not None else _Done(
         set(), np.zeros(plan.width, np.int64) if plan.dtype == "int64" else None, {}, 0.0)
@@ -398,6 +411,13 @@ def run_chunks(
     run_id = _broadcast_text(info, uuid.uuid4().hex[:12] if info.is_main else None)
     part = _Part(directory, plan, info, run_id) if directory is not None else None
     mine = plan.assigned(info, done.chunks)
+    n_mine = plan.n_assigned(info, done.chunks)
+    if plan.dtype == "float64" and plan.n_chunks * plan.width * 8 > MAX_ROWS_BYTES:
+        raise InputValueError(
+            f"a float64 job keeps one row per chunk for its bit-identical reduction: {plan.n_chunks} chunks x "
+            f"{plan.width} values = {plan.n_chunks * plan.width * 8 / 2**30:.1f} GiB > "
+            f"{MAX_ROWS_BYTES / 2**30:.0f} GiB; use larger chunks."
+        )
     local_total = np.zeros(plan.width, np.int64) if plan.dtype == "int64" else None
     local_rows: dict[int, np.ndarray] = {}
     items = 0
@@ -406,7 +426,7 @@ def run_chunks(
     signalled: dict[str, int] = {}
     try:
         with _stop_on_signals() as signalled:
-            it = progress(mine, total=len(mine), desc=desc, enabled=show_progress if info.is_main else False)
+            it = progress(mine, total=n_mine, desc=desc, enabled=show_progress if info.is_main else False)
             for i, k in enumerate(it):
                 value = np.asarray(fn(k))
                 if value.shape != (plan.width,):
@@ -439,7 +459,7 @@ def run_chunks(
         part.save()
     # reduce
     stats = np.zeros((info.world_size, 3), dtype=np.float64)
-    stats[info.rank] = (len(mine), items, seconds)
+    stats[info.rank] = (n_mine, items, seconds)
     stats = _all_reduce_sum(info, stats)
     if plan.dtype == "int64":
         new = _all_reduce_sum(info, local_total)

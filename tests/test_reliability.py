@@ -202,9 +202,17 @@ def test_5_budgets_for_a_method_not_run():
 
 
 def test_5_checkpoint_seconds_nan(tiny_dir, spec_file, tmp_path):
+    from lowprob.lm_bridge.adapters.loading import load_hf
+    from lowprob.lm_bridge.distributions import TokenSpec
+    from lowprob.lm_bridge.ground_truth import count_argmax
+
+    for bad in (float("nan"), float("inf"), -1.0):  # the library refuses it too
+        with pytest.raises(InputValueError, match="checkpoint_seconds must be a finite number"):
+            count_argmax(load_hf(tiny_dir), TokenSpec.load(spec_file), 64, state_path=tmp_path / "g.json",
+                         checkpoint_seconds=bad)
     rc, _, err = run_cli("lm", "ground-truth", "--model", tiny_dir, "--dist", spec_file, "--samples", "64",
                          "--out", tmp_path / "gt.json", "--checkpoint-seconds", "nan", "--device", "cpu")
-    assert_one_line_error(rc, err, "checkpoint_seconds must be a finite number")
+    assert_one_line_error(rc, err, "--checkpoint-seconds must be a finite number")
     assert not (tmp_path / "gt.json").exists()
 
 
@@ -260,15 +268,16 @@ def _gt_subprocess(model: Path, spec: Path, out: Path) -> subprocess.Popen:
 @pytest.mark.slow  # a subprocess that imports torch + transformers; the in-process test below is fast
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_7_ground_truth_interrupted_keeps_a_checkpoint(tiny_dir, spec_file, tmp_path, sig):
-    from lowprob.lm_bridge.ground_truth import GroundTruth
+    from lowprob.sharding import shard_dir
 
     out = tmp_path / "gt.json"
+    parts = shard_dir(out)
     proc = _gt_subprocess(tiny_dir, spec_file, out)
     t0 = time.monotonic()
     try:
-        while not out.exists() and proc.poll() is None and time.monotonic() - t0 < 600:
+        while not any(parts.glob("part-*.npz")) and proc.poll() is None and time.monotonic() - t0 < 600:
             time.sleep(0.05)  # the first checkpoint comes after the first chunk, not after 1e9 s
-        if not out.exists():
+        if not any(parts.glob("part-*.npz")):
             proc.kill()
             pytest.fail(f"no checkpoint after the first chunk: {proc.communicate(timeout=60)[1][-2000:]}")
         proc.send_signal(sig)
@@ -280,9 +289,20 @@ def test_7_ground_truth_interrupted_keeps_a_checkpoint(tiny_dir, spec_file, tmp_
     assert proc.returncode == 128 + int(sig), err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith(f"lowprob: interrupted: {signal.Signals(sig).name} received")
-    gt = GroundTruth.load(out)
-    assert gt.n_samples > 0 and gt.n_samples % 64 == 0 and int(gt.counts.sum()) == gt.n_samples
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json", "spec.json"]  # no temporary files
+    assert not out.exists()  # the output is written once, complete; the checkpoint is the part files
+    saved = _saved_samples(parts)
+    assert saved > 0 and saved % 64 == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json.shards", "spec.json"]  # no temporary files
+    assert all(p.suffix == ".npz" for p in parts.iterdir())
+
+
+def _saved_samples(parts: Path) -> int:
+    """Samples counted in the checkpoint parts (each part's int64 counts sum to its samples)."""
+    total = 0
+    for p in parts.glob("part-*.npz"):
+        with np.load(p, allow_pickle=False) as z:
+            total += int(z["values"].sum())
+    return total
 
 
 def test_7_sigterm_in_process_saves_and_stops(tiny_dir, spec_file, tmp_path):
@@ -291,32 +311,36 @@ def test_7_sigterm_in_process_saves_and_stops(tiny_dir, spec_file, tmp_path):
     from lowprob.lm_bridge.adapters.loading import load_hf
     from lowprob.lm_bridge.distributions import TokenSpec
     from lowprob.lm_bridge.ground_truth import GroundTruth, RunInterrupted, count_argmax
+    from lowprob.sharding import shard_dir
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers can only be installed from the main thread")
     ad, spec, out = load_hf(tiny_dir), TokenSpec.load(spec_file), tmp_path / "gt.json"
     before = signal.getsignal(signal.SIGTERM)
 
+    parts = shard_dir(out)
+
     def killer() -> None:  # SIGTERM once the first-chunk checkpoint exists
         t0 = time.monotonic()
-        while not out.exists() and time.monotonic() - t0 < 120:
+        while not any(parts.glob("part-*.npz")) and time.monotonic() - t0 < 120:
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGTERM)
 
+    n = 64 * 1000
     th = threading.Thread(target=killer)
     th.start()
-    with pytest.raises(RunInterrupted, match="SIGTERM received; saved") as exc:
-        count_argmax(ad, spec, 2**40, batch_size=64, state_path=out, checkpoint_seconds=1e9)
+    with pytest.raises(RunInterrupted, match="SIGTERM received after") as exc:
+        count_argmax(ad, spec, n, batch_size=64, state_path=out, checkpoint_seconds=1e9)
     th.join()
     assert exc.value.signum == signal.SIGTERM and signal.getsignal(signal.SIGTERM) is before
-    gt = GroundTruth.load(out)
-    assert gt.n_samples > 0 and gt.n_samples % 64 == 0 and int(gt.counts.sum()) == gt.n_samples
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json", "spec.json"]
+    saved = _saved_samples(parts)
+    assert 0 < saved < n and saved % 64 == 0 and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json.shards", "spec.json"]
     # and the run resumes from there, bit-for-bit equal to an uninterrupted run
-    n = gt.n_samples + 128
     resumed = count_argmax(ad, spec, n, batch_size=64, state_path=out)
     fresh = count_argmax(ad, spec, n, batch_size=64)
     assert np.array_equal(resumed.counts, fresh.counts)
+    assert GroundTruth.load(out).n_samples == n and not parts.exists()
 
 
 def test_7_first_chunk_checkpoint_in_process(tiny_dir, spec_file, tmp_path):
@@ -378,6 +402,8 @@ def test_9_unsupported_model_type_before_building(tiny_dir, tmp_path):
     (("sketch", "eigenvalues", "--m", "3", "--L", "100000"), "GiB of memory"),
     (("sketch", "error", "--K", str(10**8)), "GiB of memory"),
     (("curves", "--methods", "sampling", "--budgets", "sampling=1000000000000", "--instances", "4"), "--budget"),
+    (("toy", "exact", "--d", "4", "--m", "2000000"), "GiB of memory"),
+    (("toy", "estimate", "--method", "smc", "--budget", str(10**18), "--no-exact"), "GiB of memory"),
 ])
 def test_10_runaway_budgets_refused_with_estimate(argv, match):
     rc, _, err = run_cli(*argv)
@@ -385,6 +411,11 @@ def test_10_runaway_budgets_refused_with_estimate(argv, match):
     assert ("GiB" in err or "would take about" in err), err
     if match != "--budget":
         assert match in err
+
+
+def test_10_stats_huge_d_is_refused_not_a_traceback():
+    rc, _, err = run_cli("toy", "stats", "--d", str(10**9), "--m", "16")
+    assert_one_line_error(rc, err, "d must be <= 10000")
 
 
 def test_10_library_naive_refuses_runaway_budget():

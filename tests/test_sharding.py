@@ -148,9 +148,14 @@ def test_mismatched_or_corrupted_state_is_refused_and_left_untouched(tmp_path):
 def test_round_robin_assignment_is_disjoint_and_complete():
     plan = _plan("int64")
     done = {0, 5, 6}
-    got = [plan.assigned(RankInfo(r, 3, r, "gloo"), done) for r in range(3)]
+    got = [list(plan.assigned(RankInfo(r, 3, r, "gloo"), done)) for r in range(3)]
     flat = sorted(k for g in got for k in g)
     assert flat == [k for k in range(N_CHUNKS) if k not in done]
+    assert [len(g) for g in got] == [plan.n_assigned(RankInfo(r, 3, r, "gloo"), done) for r in range(3)]
+    # lazy: a plan of 2**40 chunks deals its first chunks at once
+    huge = ChunkPlan(2**40, 1, "int64")
+    it = huge.assigned(RankInfo(1, 2, 1, "gloo"), set())
+    assert [next(it) for _ in range(3)] == [1, 3, 5]
 
 
 def test_output_lock_refuses_a_second_writer(tmp_path):
@@ -208,7 +213,7 @@ def test_torchrun_ground_truth_equals_single_process(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"positions": [{"token": 0}, {"tokens": [1, 99], "probs": [0.5, 0.5]}]}))
     bad = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
-         "-m", "lowprob", *common[:4], str(tmp_path / "bad.json"), *common[5:], "--out", str(tmp_path / "bad_out.json")],
+         "-m", "lowprob", *common[:5], str(tmp_path / "bad.json"), *common[6:], "--out", str(tmp_path / "bad_out.json")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "lowprob: error:" in bad.stderr and "(rank " in bad.stderr
     assert not (tmp_path / "bad_out.json").exists()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
 
 def run_ground_truth(args: argparse.Namespace) -> int:
     from lowprob._io import check_writable, dumps_strict
+    from lowprob._validation import check_int, check_seed
     from lowprob.errors import InputValueError, LowprobError
     from lowprob.lm_bridge.adapters.loading import load_hf, resolve_device
     from lowprob.lm_bridge.distributions import TokenSpec
@@ -100,6 +102,13 @@ def run_ground_truth(args: argparse.Namespace) -> int:
         raise InputValueError(f"--out {args.out!r} is a directory; pass a file such as {args.out}/counts.json "
                               "(a directory is for --dist all).")
     check_writable(args.out, what="--out")
+    check_seed("--seed", args.seed)
+    check_int("--samples", args.samples, minimum=1)
+    if not (math.isfinite(args.checkpoint_seconds) and args.checkpoint_seconds >= 0):
+        raise InputValueError(
+            f"--checkpoint-seconds must be a finite number >= 0, got {args.checkpoint_seconds!r} "
+            "(nan or inf would silently disable checkpointing)."
+        )
     if args.targets:
         check_writable(args.targets, what="--targets")
     device = resolve_device(args.device)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from lowprob._io import atomic_write_json, atomic_write_text, check_writable, dumps_strict
-from lowprob._validation import check_int
+from lowprob._validation import check_int, check_seed
 from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.adapters.gpt2_tabulated import TabulatedGPT2
@@ -199,7 +199,7 @@ def count_argmax(
             :class:`RunInterrupted`); a rerun with any world size resumes them, and a finished
             file with the same model, spec, seed and batch size is extended when ``N`` grows.
             Rank 0 writes the file atomically at the end and removes the part files.
-        checkpoint_seconds: finite, ``> 0``.
+        checkpoint_seconds: finite, ``>= 0`` (0: after every chunk).
         fast: use the tabulated GPT-2 kernel where supported.
         ranks: from :func:`lowprob.sharding.init_ranks` (default: one process).
 
@@ -207,13 +207,13 @@ def count_argmax(
         The counts (complete on rank 0; other ranks get their metadata with zero counts).
     """
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed("seed", seed)
     ranks = ranks or RankInfo()
     if isinstance(checkpoint_seconds, bool) or not isinstance(checkpoint_seconds, (int, float)) or not (
-        math.isfinite(checkpoint_seconds) and checkpoint_seconds > 0
+        math.isfinite(checkpoint_seconds) and checkpoint_seconds >= 0
     ):
         raise InputValueError(
-            f"checkpoint_seconds must be a finite number > 0, got {checkpoint_seconds!r} "
+            f"checkpoint_seconds must be a finite number >= 0, got {checkpoint_seconds!r} "
             "(nan or inf would silently disable checkpointing)."
         )
     if state_path is not None:

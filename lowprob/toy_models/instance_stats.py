@@ -28,6 +28,7 @@ from scipy import integrate
 from scipy.special import gammaln
 
 from lowprob._validation import check_int
+from lowprob.errors import InputValueError
 
 __all__ = ["InstanceStats", "instance_statistics", "wendel_feasibility_probability"]
 
@@ -80,6 +81,9 @@ def wendel_feasibility_probability(d: int, m: int) -> float:
     return float(num / 2 ** (m - 1)) if m < 1000 else math.exp(math.log(num) - (m - 1) * math.log(2))
 
 
+_MAX_D = 10_000
+
+
 def _log_mean_p2(d: int, m: int) -> float:
     """``log E p^2`` by quadrature of the scaled integrand ``((pi - t)/pi)^m sin^(d-2) t``."""
     if d == 1:
@@ -100,6 +104,10 @@ def _log_mean_p2(d: int, m: int) -> float:
     scale = math.pi / m
     pts = sorted({min(math.pi * 0.999, k * scale) for k in (1, 3, 10, 30, 100)})
     val, _ = integrate.quad(f, 0.0, math.pi, points=pts, limit=500, epsabs=0.0, epsrel=1e-13)
+    if not (val > 0 and math.isfinite(val)):
+        from lowprob.errors import NumericalError
+
+        raise NumericalError(f"the E p^2 quadrature underflowed for d={d!r}, m={m!r} (integral {val!r}).")
     return float(-m * math.log(2.0) + math.log(val) - log_norm)
 
 
@@ -113,6 +121,11 @@ def instance_statistics(d: int = 4, m: int = 16) -> InstanceStats:
     """
     d = check_int("d", d, minimum=1)
     m = check_int("m", m, minimum=1)
+    if d > _MAX_D:
+        raise InputValueError(
+            f"d must be <= {_MAX_D} for the E p^2 quadrature (sin^(d-2) t concentrates within "
+            f"~1/sqrt(d) of pi/2 and the adaptive rule misses it), got {d!r}."
+        )
     mean_p = 2.0**-m
     log_p2 = _log_mean_p2(d, m)
     mean_p2 = math.exp(log_p2)

@@ -42,6 +42,7 @@ from functools import lru_cache
 import numpy as np
 
 from lowprob._progress import progress
+from lowprob._resources import check_memory
 from lowprob._validation import check_finite_array
 from lowprob.errors import InputValueError, UnavailableError
 from lowprob.toy_models.halfspace import HalfspaceToy
@@ -343,6 +344,10 @@ def exact_probability(
     if method != "exact":
         raise InputValueError(f"method must be 'exact' or 'tilting', got {method!r}.")
     U = _as_weights(W, b)
+    m, d = U.shape
+    # merging parallel rows compares all m (m - 1) / 2 pairs of d-vectors (a few copies)
+    check_memory(f"exact_probability with m={m} rows", 4 * 8.0 * m * (m - 1) / 2 * (d + 1),
+                 fix="Remove duplicate rows or use method='tilting'.")
     return _oracle_unit_rows(U)
 
 
