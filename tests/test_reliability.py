@@ -514,3 +514,17 @@ def test_help_imports_no_heavy_module():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
     assert out.strip() == "HEAVY="
+
+
+def test_10_lm_batches_are_lazy():
+    """A budget of 2**36 forward passes used to build a 67-million-entry list of batch sizes."""
+    from collections.abc import Iterator
+    from itertools import islice
+
+    from lowprob.lm_bridge.methods.base import LMMethodBase
+
+    it = LMMethodBase._batches(2**36, 1024)
+    assert isinstance(it, Iterator) and not isinstance(it, list)
+    assert list(islice(it, 3)) == [1024, 1024, 1024]
+    assert list(LMMethodBase._batches(2500, 1024)) == [1024, 1024, 452]
+    assert list(LMMethodBase._batches(2048, 1024)) == [1024, 1024]

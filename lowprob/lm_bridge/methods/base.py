@@ -11,6 +11,7 @@ is what was actually spent.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -103,12 +104,13 @@ class LMMethodBase:
         return sample_final_activations(problem, model, n, self.batch_size, gen)
 
     @staticmethod
-    def _batches(total: int, batch_size: int) -> list[int]:
-        """Split ``total`` into batch sizes ``[batch_size, ..., remainder]``."""
-        sizes = [batch_size] * (total // batch_size)
+    def _batches(total: int, batch_size: int) -> Iterator[int]:
+        """Batch sizes ``batch_size, ..., remainder`` summing to ``total``, lazily (a list would
+        hold ``total / batch_size`` entries: ~1 GB for a budget of 2**36)."""
+        for _ in range(total // batch_size):
+            yield batch_size
         if total % batch_size:
-            sizes.append(total % batch_size)
-        return sizes
+            yield total % batch_size
 
 
 def sample_final_activations(
