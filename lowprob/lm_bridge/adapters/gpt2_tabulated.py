@@ -181,6 +181,9 @@ class TabulatedGPT2:
             self.k0 = self.qkv0[:, d : 2 * d].contiguous()  # (rows, d)
             self.v0 = self.qkv0[:, 2 * d :].contiguous()  # (rows, d)
             self.h0 = blk.ln_1(resid)  # (rows, d): LN_1 of layer 0
+            mu = resid.mean(-1, keepdim=True)
+            self.rstd0 = (resid.var(-1, unbiased=False, keepdim=True) + blk.ln_1.eps).rsqrt()  # (rows, 1)
+            self.xhat0 = (resid - mu) * self.rstd0  # (rows, d): LN_1's normalised input
             self.score0 = None
             self.scores = None
             last = spec.positions[-1]
@@ -343,8 +346,10 @@ class TabulatedGPT2:
         """
         rows = self.rows(tokens)
         B, T = rows.shape
+        if len(self.blocks) == 1:
+            return self._one_layer_score_gradient(rows, u)
         with torch.enable_grad():
-            if len(self.blocks) == 1:
+            if len(self.blocks) == 1:  # the autograd version of _one_layer_score_gradient (kept for checks)
                 prefix = self.resid0.index_select(0, rows[:, :-1].reshape(-1)).view(B, T - 1, self.d)
                 last = self.resid0.index_select(0, rows[:, -1])
                 leaves = [prefix.requires_grad_(True), last.requires_grad_(True)]
@@ -356,6 +361,61 @@ class TabulatedGPT2:
             grads = torch.autograd.grad(s, leaves, grad_outputs=torch.ones_like(s))
         G = torch.cat([grads[0], grads[1].unsqueeze(1)], dim=1) if len(grads) == 2 else grads[0]
         return x.detach(), G.detach()
+
+    def _one_layer_score_gradient(self, rows: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One layer: ``(x, G)`` with the attention/``LN_1`` backward written out (see :meth:`_one_layer`).
+
+        Forward as in :meth:`_one_layer` with ``h_t = gamma xhat_t + beta`` (``xhat``, ``rstd``
+        tabulated). Autograd runs only on the last-position tail ``(m, resid_last) -> x . u``,
+        giving ``gm (B, H, d)`` and ``g_r (B, d)``. Then, with ``w`` the attention weights and
+        ``c = 1 / sqrt(d_h)``:
+
+            gw_{ht} = gm_h . h_t,   gs_{ht} = c w_{ht} (gw_{ht} - sum_s w_{hs} gw_{hs}),
+            gh_t = sum_h w_{ht} gm_h + gs_{ht} (W_K^h q^h),   g(W_K^h q^h) = sum_t gs_{ht} h_t,
+            gq^h = W_K^{hT} g(W_K^h q^h) + b_K^h sum_t gs_{ht},   gh_{T-1} += gq W_Q^T,
+            G_t = rstd_t (g'_t - mean(g'_t) - xhat_t mean(g'_t xhat_t)),  g' = gh gamma,
+            G_{T-1} += g_r.
+
+        The same derivative as autograd through the full model, in 3 batched matmuls.
+        """
+        B, T = rows.shape
+        d, H = self.d, self.H
+        dh = d // H
+        c = dh**-0.5
+        blk = self.blocks[0]
+        W, bias = blk.attn.c_attn.weight, blk.attn.c_attn.bias
+        Wk, Wv = W[:, d : 2 * d].reshape(d, H, dh), W[:, 2 * d :].reshape(d, H, dh)
+        bk = bias[d : 2 * d].reshape(H, dh)
+        gamma, beta = blk.ln_1.weight, blk.ln_1.bias
+        flat, last = rows.reshape(-1), rows[:, -1]
+        with torch.no_grad():
+            xh = self.xhat0.index_select(0, flat).view(B, T, d)
+            h = torch.addcmul(beta, xh, gamma)  # (B, T, d)
+            q = self.qkv0.index_select(0, last)[:, :d].reshape(B, H, dh)
+            qk = torch.einsum("dhe,bhe->bhd", Wk, q)  # (B, H, d)
+            const = (bk * q).sum(-1)  # (B, H)
+            w = torch.softmax((torch.bmm(qk, h.transpose(1, 2)) + const.unsqueeze(-1)) * c, dim=-1)  # (B, H, T)
+            m = torch.bmm(w, h)  # (B, H, d)
+        with torch.enable_grad():
+            m_leaf = m.requires_grad_(True)
+            r_leaf = self.resid0.index_select(0, last).requires_grad_(True)
+            a = torch.einsum("bhd,dhe->bhe", m_leaf, Wv).reshape(B, d) + bias[2 * d :]
+            x = self.ln_f(self._mlp(blk, r_leaf + blk.attn.c_proj(a)))
+            s = x @ u.to(x.dtype)
+            gm, gr = torch.autograd.grad(s, [m_leaf, r_leaf], grad_outputs=torch.ones_like(s))
+        with torch.no_grad():
+            gw = torch.bmm(gm, h.transpose(1, 2))  # (B, H, T)
+            gs = w * (gw - (w * gw).sum(-1, keepdim=True)) * c
+            gh = torch.bmm(torch.cat([w, gs], dim=1).transpose(1, 2), torch.cat([gm, qk], dim=1))  # (B, T, d)
+            gqk = torch.bmm(gs, h)  # (B, H, d)
+            gq = torch.einsum("dhe,bhd->bhe", Wk, gqk) + bk * gs.sum(-1).unsqueeze(-1)  # (B, H, dh)
+            gh[:, -1] += gq.reshape(B, d) @ W[:, :d].T
+            gg = gh.mul_(gamma)  # in place: (B, T, d) passes dominate here
+            m2 = torch.linalg.vecdot(gg, xh).unsqueeze(-1) / d
+            G = gg.sub_(gg.mean(-1, keepdim=True)).sub_(xh * m2)
+            G.mul_(self.rstd0.index_select(0, flat).view(B, T, 1))
+            G[:, -1] += gr
+        return x.detach(), G
 
     def macs_per_sample(self) -> dict[str, int]:
         """:func:`tabulated_macs_per_sample` for this model and spec."""
