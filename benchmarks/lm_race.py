@@ -17,6 +17,9 @@ Writes ``<out-dir>/lm_race_<model>.json`` (the bench output, one per model), ``l
 
     OMP_NUM_THREADS=1 python benchmarks/lm_race.py --models gelu-1l gelu-2l --n-targets 2 \\
         --budgets 65536 --replicates 1 --max-minutes 40
+
+The models can run in parallel (one process each, ``--models gelu-1l`` and ``--models gelu-2l``),
+then ``--score-only --models gelu-1l gelu-2l`` writes the joint summary.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", default="benchmarks/results/race")
     p.add_argument("--fresh", action="store_true", help="ignore earlier state files (default: resume)")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE")
+    p.add_argument("--score-only", action="store_true",
+                   help="run nothing: summarize the per-model bench files already in --out-dir (e.g. after "
+                        "running the models in parallel, one process each)")
     return p.parse_args(argv)
 
 
@@ -186,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     per_model: dict[str, list[dict[str, Any]]] = {}
     for model in args.models:
         out = out_dir / f"lm_race_{Path(model).name}.json"
-        bench_model(args, model, out)
+        if not args.score_only:
+            bench_model(args, model, out)
+        elif not out.is_file():
+            raise SystemExit(f"--score-only: {out} does not exist; run the bench for {model!r} first")
         per_model[Path(model).name] = json.loads(out.read_text())["records"]
     summary = summarize(per_model, race_budget=race_budget, n_boot=args.n_boot, seed=args.seed)
     summary["meta"] = {

@@ -176,3 +176,10 @@ def test_race_script_verdict_on_tiny_suite(exact_suite, tmp_path, capsys):
     # the verdict is exactly "both paired upper bounds < 0"
     assert v["wins_both"] == all(p["ci95"][1] < 0 for p in paired.values())
     assert "moonshot at budget 256" in capsys.readouterr().out
+    # --score-only re-summarizes the per-model files without running anything
+    (out_dir / "lm_race.json").unlink()
+    assert race.main(["--models", str(root / "tiny"), "--budgets", "256", "--out-dir", str(out_dir), "--score-only",
+                      "--n-boot", "100"]) == 0
+    assert json.loads((out_dir / "lm_race.json").read_text())["verdict"] == s["verdict"]
+    with pytest.raises(SystemExit, match="does not exist"):
+        race.main(["--models", "gelu-9l", "--out-dir", str(out_dir), "--score-only"])

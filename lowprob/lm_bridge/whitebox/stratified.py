@@ -191,16 +191,30 @@ class WhiteboxStratifiedIS(LMMethodBase):
     """Hybrid: the ``wb-strat`` model as an importance proposal for the last free token (unbiased).
 
     ``fit_fraction`` of the budget fits the stratified model (as ``wb-strat``), giving model
-    probabilities ``P_v`` per token ``v`` of the last free position ``J``. The rest draws
-    ``x_J ~ r`` with the defensive mixture ``r(v) = (1 - eps) q(v) P_v / sum_u q(u) P_u + eps q(v)``
-    and every other position from its own law, and returns
-    ``p_hat = mean_j [q(x_J) / r(x_J)] 1[argmax logits(x_j) = t]``: **unbiased** whatever the
-    model (the model only shapes ``r``; weights are at most ``1/eps``). Standard error: the
-    sample standard deviation of the weighted hits over ``sqrt(n)``.
+    probabilities ``P_v`` per token ``v`` of the last free position ``J``. The rest draws, in
+    batches, ``x_J ~ r`` and every other position from its own law, and returns
+    ``p_hat = mean_j [q(x_J) / r_j(x_J)] 1[argmax logits(x_j) = t]``.
+
+    **Proposal.** With only the stratum importance-sampled, ``Var = sum_v q_v^2 P_v / r_v - p^2``,
+    minimised by ``r_v ∝ q_v sqrt(P_v)`` (Lagrange; by Cauchy–Schwarz it never loses to ``q``,
+    and gains a factor ``q_v*`` when one stratum holds the mass). Note ``r ∝ q P`` would give
+    exactly the naive variance ``p - p^2``. ``P_v`` is unknown, so each batch uses
+    ``P~_v = (S_v + beta P_v^model) / (N_v + beta)`` (``S_v``, ``N_v``: hits and draws of stratum
+    ``v`` in earlier batches; the model is worth ``beta = prior_strength`` draws) and the
+    defensive mixture ``r = (1 - eps) q sqrt(P~) / sum + eps q`` (weights ``<= 1/eps``). Each
+    batch's proposal depends only on earlier batches, so every term has conditional mean ``p``:
+    the estimator is **unbiased** whatever the model. Standard error: the sample standard
+    deviation of the weighted hits over ``sqrt(n)`` (as ITGIS).
     """
 
     def __init__(
-        self, *, fit_fraction: float = 0.25, defensive: float = 0.1, batch_size: int = 1024, **strat: Any
+        self,
+        *,
+        fit_fraction: float = 0.25,
+        defensive: float = 0.1,
+        prior_strength: float = 64.0,
+        batch_size: int = 1024,
+        **strat: Any,
     ) -> None:
         super().__init__(batch_size=batch_size)
         for name, v in (("fit_fraction", fit_fraction), ("defensive", defensive)):
@@ -208,33 +222,43 @@ class WhiteboxStratifiedIS(LMMethodBase):
                 raise InputValueError(f"{name} must lie in (0, 1), got {v!r}.")
         self.fit_fraction = float(fit_fraction)
         self.defensive = float(defensive)
+        if isinstance(prior_strength, bool) or not isinstance(prior_strength, (int, float)) or not prior_strength > 0:
+            raise InputValueError(f"prior_strength must be a number > 0 (draws the model is worth), got {prior_strength!r}.")
+        self.prior_strength = float(prior_strength)
         self._strat = WhiteboxStratified(batch_size=batch_size, **strat)
         self.strat = self._strat.params()
+
+    def _proposal(self, q: np.ndarray, P_model: np.ndarray, S: np.ndarray, N: np.ndarray) -> np.ndarray:
+        """``r = (1 - eps) q sqrt(P~) / sum + eps q`` with ``P~ = (S + beta P_model) / (N + beta)``."""
+        P = (S + self.prior_strength * P_model) / (N + self.prior_strength)
+        a = q * np.sqrt(P)
+        r = (1 - self.defensive) * a / a.sum() + self.defensive * q if a.sum() > 0 else q.copy()
+        return r / r.sum()
 
     def _run(self, problem: LMProblem, model: CountedModel, rng: np.random.Generator, budget: int) -> MethodResult:
         n_fit = int(self.fit_fraction * budget)
         n_is = budget - n_fit
         J, toks, q, log_pv, diag = self._strat._fit(problem, model, rng, n_fit)
-        contrib = np.log(q) + log_pv
-        if np.isfinite(contrib).any():
-            r = (1 - self.defensive) * np.exp(contrib - logsumexp(contrib)) + self.defensive * q
-        else:
-            r = q.copy()
-        r = r / r.sum()
-        log_w_v = np.log(q) - np.log(r)
+        P_model = np.exp(log_pv)  # 0 where screened out or empty
+        S = np.zeros(q.size)  # hits per stratum so far
+        N = np.zeros(q.size)  # draws per stratum so far
         gen = torch_generator(rng, problem.device)
         vals = []
         for b in self._batches(n_is, self.batch_size):
+            r = self._proposal(q, P_model, S, N)
             lab = rng.choice(q.size, size=b, p=r)
             tokens = problem.spec.sample(b, gen, device=problem.device)
             tokens[:, J] = tokens.new_tensor(toks[lab])
             hit = (model.logits(tokens).argmax(-1) == problem.target).cpu().numpy()
-            vals.append(np.where(hit, np.exp(log_w_v[lab]), 0.0))
+            vals.append(np.where(hit, q[lab] / r[lab], 0.0))
+            np.add.at(S, lab, hit.astype(np.float64))
+            np.add.at(N, lab, 1.0)
         v = np.concatenate(vals)
         hits = int(np.count_nonzero(v))
         p = float(v.mean())
         se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None
-        diag.update(fit_calls=n_fit, is_calls=n_is, hits=hits, proposal_top={
+        r = self._proposal(q, P_model, S, N)
+        diag.update(fit_calls=n_fit, is_calls=n_is, hits=hits, final_proposal_top={
             int(toks[i]): float(r[i]) for i in np.lexsort((np.arange(q.size), -r))[:5]
         })
         return MethodResult(log_value=math.log(p) if p > 0 else -math.inf, std_error=se, samples=budget, diagnostics=diag)
