@@ -16,6 +16,12 @@ hermite    tensor-Hermite coefficients (terms)         truncation at total degre
 sampling   weighted point cloud (samples)              drop zero-weight points
 =========  ==========================================  ======================================
 
+Routes: at ``n = 4`` ``kernel`` multiplies in the frame where the half-space normal is the pole
+(:mod:`lowprob.propagation.quaternion_density`, chosen through
+:data:`KERNEL_ROTATED_REPRESENTATIONS`; ``kernel_clenshaw`` keeps the Clenshaw product everywhere);
+``hermite`` carries the density in the QR frame of ``W^T`` on the first ``min(i, n)`` coordinates
+(identical estimates, fewer FLOPs; ``hermite_full`` is the all-coordinates reference).
+
 ``cost.samples`` is the largest number of terms (or samples) held; ``cost.flops`` the
 analytic per-instance count of :mod:`lowprob.propagation.flops` (instance-independent
 precomputation is reported in ``diagnostics["precomputation_flops"]`` and not included);
