@@ -62,6 +62,9 @@ def test_grid_records_skips_with_reasons(tmp_path, fresh):
     assert all(r["flop_decade"] is not None for r in run["rows"])
     assert "(only 3 budgets affordable)" in run["budget_notes"]["kernel"]
     assert run["truth"].startswith("exact oracle")
+    assert run["tail_coverage"] == run["trivial_nmse_measured"] / run["trivial_nmse"] > 0
+    listed = {u["cell"] for u in rec["targets"]["unreliable_cells"]}
+    assert listed == {f"{c['n']}x{c['m']}" for c in rec["cells"] if not c.get("skipped") and c["tail_coverage"] < 0.5}
     assert "4x8 kernel" in rec["map_log10_ratio_at_equal_flops"]
     # a cell whose method has no budgets is skipped with the reason, never dropped silently
     cfg = GridConfig(ns=(5,), ratios=(2,), instances=4, bootstrap=20, methods=("kernel", "sampling"),

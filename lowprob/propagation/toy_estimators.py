@@ -16,6 +16,12 @@ hermite    tensor-Hermite coefficients (terms)         truncation at total degre
 sampling   weighted point cloud (samples)              drop zero-weight points
 =========  ==========================================  ======================================
 
+Routes: at ``n = 4`` ``kernel`` multiplies in the frame where the half-space normal is the pole
+(:mod:`lowprob.propagation.quaternion_density`, chosen through
+:data:`KERNEL_ROTATED_REPRESENTATIONS`; ``kernel_clenshaw`` keeps the Clenshaw product everywhere);
+``hermite`` carries the density in the QR frame of ``W^T`` on the first ``min(i, n)`` coordinates
+(identical estimates, fewer FLOPs; ``hermite_full`` is the all-coordinates reference).
+
 ``cost.samples`` is the largest number of terms (or samples) held; ``cost.flops`` the
 analytic per-instance count of :mod:`lowprob.propagation.flops` (instance-independent
 precomputation is reported in ``diagnostics["precomputation_flops"]`` and not included);
@@ -43,7 +49,11 @@ from lowprob.propagation.harmonic_density import (
     HarmonicDensity,
     harmonic_block_projector,
 )
-from lowprob.propagation.hermite_density import HermiteDensity, hermite_truncation
+from lowprob.propagation.hermite_density import (
+    HermiteDensity,
+    hermite_degree_for_budget,
+    hermite_truncation,
+)
 from lowprob.propagation.loop import PropagationTrace, backward_claims, propagate
 from lowprob.propagation.quaternion_density import (
     QuaternionHarmonicDensity,
@@ -112,7 +122,7 @@ class ToyPropagationEstimator(abc.ABC):
     def _std_error(self, value: float, budget: int) -> float | None:
         return None
 
-    def _steps(self, W: np.ndarray, b: np.ndarray | None = None) -> tuple[list[Any], float]:
+    def _steps(self, W: np.ndarray, b: np.ndarray | None = None, budget: int = 0) -> tuple[list[Any], float]:
         """The steps for ``W (m, n)`` or ``(B, m, n)`` and the per-instance FLOPs spent building them."""
         return halfspace_steps(W, b), 0.0
 
@@ -125,7 +135,7 @@ class ToyPropagationEstimator(abc.ABC):
         rng = as_generator(seed)
         self._check_problem(toy)
         claims = random_product_claims(toy.d, toy.m)
-        steps, frame_flops = self._steps(toy.W, toy.b)
+        steps, frame_flops = self._steps(toy.W, toy.b, budget)
         tr = propagate(
             self._initial(toy.d, 1, budget, rng),
             steps,
@@ -169,7 +179,7 @@ class ToyPropagationEstimator(abc.ABC):
         vals, fl, secs, terms, pre = [], [], [], 0, 0.0
         for s in range(0, B, check_int("tile", self.tile, minimum=1)):
             w = W[s : s + self.tile]
-            steps, frame_flops = self._steps(w)
+            steps, frame_flops = self._steps(w, None, budget)
             tr = propagate(
                 self._initial(n, w.shape[0], budget, rng),
                 steps,
@@ -254,14 +264,14 @@ class HermiteEstimator(ToyPropagationEstimator):
     tile: int = 128
     subspace: bool = True
 
-    def _steps(self, W: np.ndarray, b: np.ndarray | None = None) -> tuple[list[Any], float]:
-        """Subspace route: in the frame ``x = Q y`` with ``W^T = Q R`` (QR), row ``i`` of ``W Q = R^T``
+    def _steps(self, W: np.ndarray, b: np.ndarray | None = None, budget: int = 0) -> tuple[list[Any], float]:
+        """Subspace route (used from total degree 2 on; below, the QR costs more than it saves): in the frame ``x = Q y`` with ``W^T = Q R`` (QR), row ``i`` of ``W Q = R^T``
         has only its first ``min(i + 1, n)`` coordinates non-zero, so after ``i`` steps the density
         depends on ``y_1..y_i`` only and is carried in ``i`` variables (exactly the same truncated
         coefficients, since ``He_0 = 1``). Counted per instance: the LAPACK Householder QR of the
         ``n x m`` matrix ``W^T`` (``2 k^2 (l - k/3)`` with ``k = min(m, n)``, ``l = max(m, n)``), forming
         the complete ``Q`` (``4 n^3 / 3``) and ``W Q`` (``2 m n^2``)."""
-        if not self.subspace:
+        if not self._use_subspace(W.shape[-1], budget):
             return halfspace_steps(W, b), 0.0
         Wb = W[None] if W.ndim == 2 else W
         m, n = Wb.shape[1], Wb.shape[2]
@@ -279,8 +289,11 @@ class HermiteEstimator(ToyPropagationEstimator):
         executed.record(frame * Wb.shape[0], "qr_frame (LAPACK, formula)")
         return steps, frame
 
+    def _use_subspace(self, n: int, budget: int) -> bool:
+        return self.subspace and hermite_degree_for_budget(n, budget) >= 2
+
     def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> HermiteDensity:
-        return HermiteDensity.gaussian(1 if self.subspace else n, batch)
+        return HermiteDensity.gaussian(1 if self._use_subspace(n, budget) else n, batch)
 
     def _projector(self) -> Any:
         return hermite_truncation

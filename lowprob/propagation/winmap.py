@@ -127,7 +127,7 @@ def run_cell(config: GridConfig, n: int, m: int) -> dict[str, Any]:
             continue
         methods.append(meth)
         budgets[meth] = ks
-        notes[meth] = note + ("" if len(ks) >= 5 else f" (only {len(ks)} budgets affordable)")
+        notes[meth] = note + ("" if len(ks) >= 5 or meth == "sampling" else f" (only {len(ks)} budgets affordable)")
     if "sampling" not in methods:
         return {**base, "skipped": "sampling is needed as the reference", "skipped_methods": skipped}
     cc = CurveConfig(
