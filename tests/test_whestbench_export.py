@@ -87,13 +87,22 @@ def test_exported_predictions_equal_in_package_to_1e9(exported, cls):
     np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-9)
 
 
-def test_exported_estimator_refuses_tiny_budget_before_any_work(exported):
+def test_tiny_budget_raises_in_package_and_gives_the_prior_in_the_export(exported):
+    """In-package: BudgetError before any work. Exported: the zero-work mean-field prior
+    (``whest validate`` probes predict with 100 FLOPs and must get an answer)."""
     mod = exported[1]["DesignEstimator"]
     mlp = sample_mlp(32, 3, fnp.random.default_rng(7), seed=11)
     with flops.BudgetContext(flop_budget=10**9, quiet=True) as ctx:
-        with pytest.raises(ValueError, match="too small"):
-            mod.DesignEstimator().predict(mlp, 1000)
+        with pytest.raises(BudgetError, match="too small"):
+            adapter.DesignEstimator().predict(mlp, 1000)
     assert ctx.flops_used == 0
+    BudgetError = mod.BudgetError  # noqa: N806 - the bundled copy of lowprob.errors.BudgetError
+    with flops.BudgetContext(flop_budget=100, quiet=True) as ctx:
+        out = mod.DesignEstimator().predict(mlp, 100)
+    assert ctx.flops_used <= 100
+    np.testing.assert_allclose(np.asarray(out), np.full((3, 32), 1 / np.sqrt(np.pi)), rtol=1e-6)
+    with pytest.raises(BudgetError):  # cannot even write the answer
+        mod.DesignEstimator().predict(mlp, 10)
 
 
 def test_cli_writes_the_file_and_refuses_to_overwrite(tmp_path, capsys):

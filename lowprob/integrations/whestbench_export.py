@@ -202,7 +202,10 @@ def render_estimator(class_name: str = "DesignEstimator") -> str:
         *lines,
         "",
     ]
-    tail = [""]
+    tail = ["", "",
+            "# set by the exporter: `whest validate` probes predict() with a 100-FLOP budget",
+            f"if hasattr({class_name}, 'small_budget'):",
+            f"    {class_name}.small_budget = 'prior'", ""]
     return "\n".join(head) + "\n" + "\n\n\n".join(body) + "\n" + "\n".join(tail)
 
 
