@@ -149,7 +149,8 @@ def score(name: str, data: ContestData, truths: list[dict], r) -> dict:  # noqa:
         })
     adj = float(np.mean([x["adjusted"] for x in rows]))
     deb = float(np.mean([x["debiased"] for x in rows]))
-    return {"estimator": name, "budget_fraction": spend_fraction(r), "whestbench_adjusted_score": float(
+    return {"estimator": name, "budget_fraction": getattr(est, "budget_fraction", None),
+            "whestbench_adjusted_score": float(
         rep.get("adjusted_final_layer_score", adj)), "adjusted_mean": adj, "debiased": deb,
         "mc_at_b": mc_ref, "ratio_debiased_over_mc": deb / mc_ref,
         "n_failed": sum(x["failed"] for x in rows), "seconds": time.time() - t0, "per_mlp": rows}

@@ -27,14 +27,20 @@ from lowprob.integrations.whestbench_export import (  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    path = export_estimator(tmp_path_factory.mktemp("export"))
-    spec = importlib.util.spec_from_file_location("lowprob_exported_estimator", path)
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up while the file executes
     spec.loader.exec_module(mod)
-    return path, mod
+    return mod
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    paths = {cls: export_estimator(tmp_path_factory.mktemp(cls), class_name=cls)
+             for cls in ("DesignEstimator", "KpropEstimator")}
+    mods = {cls: _load(p, f"lowprob_exported_{cls}") for cls, p in paths.items()}
+    return paths["DesignEstimator"], mods
 
 
 def test_exported_file_imports_only_flopscope_whestbench_and_stdlib(exported):
@@ -59,7 +65,14 @@ def test_export_is_generated_from_the_package_source():
 
 @pytest.mark.parametrize("cls", ["DesignEstimator", "KpropEstimator"])
 def test_exported_predictions_equal_in_package_to_1e9(exported, cls):
-    _, mod = exported
+    _, mods = exported
+    mod = mods[cls]
+    # exactly one estimator class per file (WhestBench's loader auto-detects it)
+    from whestbench import BaseEstimator
+
+    found = [v for v in vars(mod).values()
+             if isinstance(v, type) and issubclass(v, BaseEstimator) and v is not BaseEstimator]
+    assert [c.__name__ for c in found] == [cls]
     mlp = sample_mlp(32, 3, fnp.random.default_rng(7), seed=11)
     budget = 3 * 10**7  # DesignEstimator: 0.1 of it = a few designs; Kprop: kprop3-struct fits
     outs = []
@@ -74,13 +87,21 @@ def test_exported_predictions_equal_in_package_to_1e9(exported, cls):
     np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-9)
 
 
-def test_exported_estimator_refuses_tiny_budget_before_any_work(exported):
-    _, mod = exported
+def test_tiny_budget_raises_in_package_and_gives_the_prior_in_the_export(exported):
+    """In-package: BudgetError before any work. Exported: the zero-work mean-field prior
+    (``whest validate`` probes predict with 100 FLOPs and must get an answer)."""
+    mod = exported[1]["DesignEstimator"]
     mlp = sample_mlp(32, 3, fnp.random.default_rng(7), seed=11)
     with flops.BudgetContext(flop_budget=10**9, quiet=True) as ctx:
-        with pytest.raises(ValueError, match="too small"):
-            mod.DesignEstimator().predict(mlp, 1000)
+        with pytest.raises(BudgetError, match="too small"):
+            adapter.DesignEstimator().predict(mlp, 1000)
     assert ctx.flops_used == 0
+    with flops.BudgetContext(flop_budget=100, quiet=True) as ctx:
+        out = mod.DesignEstimator().predict(mlp, 100)
+    assert ctx.flops_used <= 100
+    np.testing.assert_allclose(np.asarray(out), np.full((3, 32), 1 / np.sqrt(np.pi)), rtol=1e-6)
+    with pytest.raises(mod.BudgetError):  # the bundled copy; cannot even write the answer
+        mod.DesignEstimator().predict(mlp, 10)
 
 
 def test_cli_writes_the_file_and_refuses_to_overwrite(tmp_path, capsys):

@@ -13,8 +13,10 @@ estimators run on, read from the installed package and checked by parsing:
    ``lowprob`` are dropped after checking that every imported name is defined earlier in
    the bundle; any other import (``numpy``, ``scipy``...) is refused unless the module lists
    it in ``drop`` *and* the kept definitions use it in annotations only.
-3. The output is ``estimator.py`` (``--class`` ``DesignEstimator`` by default) whose
-   import list is verified again; :func:`exported_imports` is what the tests check.
+3. The output is ``estimator.py`` holding exactly one ``BaseEstimator`` subclass
+   (``--class``, ``DesignEstimator`` by default), so WhestBench's loader finds it without
+   ``--class``; its import list is verified again (:func:`exported_imports`, what the tests
+   check).
 
 Nothing is executed at export time except reading source files.
 """
@@ -151,6 +153,9 @@ def render_estimator(class_name: str = "DesignEstimator") -> str:
             names = _defined_names(node)
             if names == ["__all__"]:
                 continue
+            if (isinstance(node, ast.ClassDef) and node.name != class_name
+                    and any(ast.unparse(b) == "BaseEstimator" for b in node.bases)):
+                continue  # one estimator class per file: the grader auto-detects it
             if part.names is not None and not (set(names) & set(part.names)):
                 continue
             kept.append(node)
@@ -197,7 +202,10 @@ def render_estimator(class_name: str = "DesignEstimator") -> str:
         *lines,
         "",
     ]
-    tail = ["", f"Estimator = {class_name}", ""]
+    tail = ["", "",
+            "# set by the exporter: `whest validate` probes predict() with a 100-FLOP budget",
+            f"if hasattr({class_name}, 'small_budget'):",
+            f"    {class_name}.small_budget = 'prior'", ""]
     return "\n".join(head) + "\n" + "\n\n\n".join(body) + "\n" + "\n".join(tail)
 
 
