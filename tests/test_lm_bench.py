@@ -101,7 +101,7 @@ def test_cli_estimate_json_contract(bench_dirs, capsys):
     assert rc == 0
     d = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert d["method"] == "itgis" and isinstance(d["estimate"], float)
-    assert d["cost"]["forward"] == 512 and d["cost"]["backward"] == 512 and d["cost"]["seconds"] > 0
+    assert d["cost"]["model_calls"] == 512 and d["cost"]["backward_calls"] == 512 and d["cost"]["seconds"] > 0
     assert "log_estimate" in d
 
 

@@ -5,7 +5,7 @@ Contract (keep stable)::
     lowprob lm estimate --model DIR --dist SPEC.json --target ID --method NAME \\
         --budget N --seed S --device auto --json
 
-prints ``{"estimate", "log_estimate", "method", "cost": {"forward", "backward", "seconds"},
+prints ``{"estimate", "log_estimate", "method", "cost": {"samples", "model_calls", "backward_calls", "flops", "seconds"},
 ...}``. ``--model`` is a local HF causal-LM directory or a shipped model name
 (``gelu-1l``, ``gelu-2l``).
 """
@@ -113,14 +113,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     spec = load_spec_arg(args.dist, adapter)
     problem = LMProblem(adapter, spec, args.target)
     est = method.estimate(problem, args.budget, seed=args.seed)
-    d = est.to_dict()
-    d["cost"] = {
-        "forward": est.cost.model_calls,
-        "backward": est.cost.backward_calls,
-        "seconds": est.cost.seconds,
-        "samples": est.cost.samples,
-        "flops": est.cost.flops,
-    }
+    d = est.to_dict()  # the one Estimate/Cost schema (lowprob.estimate)
     d.update(target=problem.target, model=str(args.model), dist=str(args.dist), seed=args.seed,
              device=str(adapter.device), log10_estimate=est.log_value / math.log(10) if est.value > 0 else None)
     if args.json:
