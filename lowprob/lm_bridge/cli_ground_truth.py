@@ -6,6 +6,17 @@
 N, seed, batch size, dtype, seconds). An existing ``FILE`` with the same model, spec, seed and
 batch size is resumed; a larger ``--samples`` extends it. ``--targets FILE2`` also writes a
 seeded target list (tokens with ``p`` in ``[--p-min, --p-max]`` and at least ``--min-count`` counts).
+
+    lowprob lm ground-truth --exact --model DIR --dist SPEC.json --out FILE.json
+                            [--max-inputs 2**28] [--tie-threshold 1e-4] [--chunk 2**18]
+
+enumerates the whole support instead (:func:`lowprob.lm_bridge.exact_truth.exact_argmax`) and writes
+``lowprob.exact_truth/1`` JSON: ``probs`` (length V, float64, ties as ``torch.argmax``), ``n_inputs``,
+``probs_low``/``probs_high`` (near-tie interval), ``tie_threshold``, ``tie_mass``, ``model_hash``,
+``spec_hash``, ``seconds`` and ``diagnostics``. Progress is kept in ``FILE.json.state`` (resumed by
+rerunning the same command; removed once ``FILE.json`` is written). A bare family name as ``--dist``
+means that family's short exact-suite spec (``lowprob/data/exact/specs/<family>.json``). ``--targets`` writes exact targets
+(``p`` in ``[--p-min, --p-max]``, near-tie interval narrower than ``--max-rel-width * p``).
 """
 
 from __future__ import annotations
@@ -36,7 +47,14 @@ def register(lm_subparsers: argparse._SubParsersAction) -> None:
     p = lm_subparsers.add_parser("ground-truth", help="count argmax tokens of a model under a token spec")
     p.add_argument("--model", required=True, help="local HF causal-LM directory, or a shipped name (gelu-1l, gelu-2l)")
     p.add_argument("--dist", required=True, help="spec JSON ({'positions': [...]}), a shipped family name, or 'all' (every shipped family)")
-    p.add_argument("--samples", required=True, type=_int, help="number of samples N (e.g. 2**24)")
+    p.add_argument("--samples", default=None, type=_int, help="number of samples N (e.g. 2**24); not with --exact")
+    p.add_argument("--exact", action="store_true", help="enumerate the whole support (exact p for every token)")
+    p.add_argument("--max-inputs", type=_int, default=None, help="--exact: refuse larger supports (default 2**28)")
+    p.add_argument("--tie-threshold", type=float, default=None,
+                   help="--exact: top-two logit gap below which an input is a near-tie (default 1e-4)")
+    p.add_argument("--chunk", type=_int, default=None, help="--exact: inputs per resumable chunk (default 2**18)")
+    p.add_argument("--max-rel-width", type=float, default=0.01,
+                   help="--exact --targets: keep targets whose near-tie interval is at most this fraction of p")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="default 256 on CPU, 32768 on CUDA")
@@ -60,6 +78,11 @@ def run_ground_truth(args: argparse.Namespace) -> int:
     from lowprob.lm_bridge.ground_truth import count_argmax, save_targets, select_targets
     from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir, shipped_specs_dir
 
+    if args.exact:
+        return run_exact(args)
+    if args.samples is None:
+        print("lowprob: error: --samples N is required (or pass --exact to enumerate the support).", file=sys.stderr)
+        return 2
     try:
         device = resolve_device(args.device)
         model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
@@ -91,6 +114,63 @@ def run_ground_truth(args: argparse.Namespace) -> int:
             summary["n_targets"] = len(targets)
     except LowprobError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+def run_exact(args: argparse.Namespace) -> int:
+    """``--exact``: enumerate ``--dist`` under ``--model`` and write :class:`ExactTruth` JSON to ``--out``."""
+    from lowprob._io import check_writable
+    from lowprob.errors import InputValueError, LowprobError
+    from lowprob.lm_bridge import exact_truth as ex
+    from lowprob.lm_bridge.adapters.loading import load_hf, resolve_device
+    from lowprob.lm_bridge.distributions import TokenSpec
+    from lowprob.lm_bridge.families import FAMILIES
+    from lowprob.lm_bridge.zoo import SHIPPED_MODELS, shipped_model_dir
+
+    try:
+        if args.samples is not None:
+            raise InputValueError(f"--samples {args.samples!r} is for sampled ground truth; --exact enumerates the "
+                                     "whole support. Drop one of them.")
+        if args.dist == "all":
+            raise InputValueError("--exact takes one spec (--dist SPEC.json), not 'all'; loop over the specs, or "
+                                     "use benchmarks/lm_exact_suites.py for the shipped exact suites.")
+        out = check_writable(args.out)
+        if out.is_dir():
+            raise InputValueError(f"--out {str(out)!r} is a directory; --exact writes one JSON file.")
+        if args.targets:
+            check_writable(args.targets, what="--targets")
+        device = resolve_device(args.device)
+        model_dir = shipped_model_dir(args.model) if args.model in SHIPPED_MODELS else args.model
+        adapter = load_hf(model_dir, device=device)
+        dist = args.dist
+        if not Path(dist).exists() and dist in FAMILIES:  # a family name: its short exact-suite variant
+            dist = ex.shipped_exact_dir() / "specs" / f"{dist}.json"
+        spec = TokenSpec.load(dist, vocab_size=adapter.vocab_size)
+        state = ex.default_state_path(out)
+        kw = {k: v for k, v in (("max_inputs", args.max_inputs), ("tie_threshold", args.tie_threshold),
+                                ("chunk", args.chunk)) if v is not None}
+        truth = ex.exact_argmax(
+            adapter, spec, **kw, state_path=state, checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast,
+            show_progress=args.progress, metadata={"model_dir": str(model_dir), "spec_file": str(dist)},
+        )
+        truth.save(out)
+        state.unlink(missing_ok=True)
+        summary = {
+            "out": str(out), "n_inputs": truth.n_inputs, "seconds": truth.seconds,
+            "inputs_per_second": truth.n_inputs / truth.seconds if truth.seconds > 0 else None,
+            "distinct_argmax_tokens": int((truth.probs > 0).sum()), "tie_mass": truth.tie_mass,
+            "kernel": truth.diagnostics.get("kernel"),
+        }
+        if args.targets:
+            sel = {"n_targets": args.n_targets, "p_min": args.p_min, "p_max": args.p_max,
+                   "max_rel_width": args.max_rel_width, "seed": args.seed}
+            targets = ex.select_exact_targets(truth, **sel)
+            ex.save_exact_targets(args.targets, truth, targets, **sel)
+            summary["n_targets"] = len(targets)
+    except LowprobError as exc:
+        print(f"lowprob: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
     return 0

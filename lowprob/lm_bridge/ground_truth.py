@@ -37,7 +37,17 @@ from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.distributions import TokenSpec
 
-__all__ = ["GroundTruth", "argmax_fn", "count_argmax", "select_targets", "save_targets"]
+__all__ = ["ExactTruth", "GroundTruth", "argmax_fn", "count_argmax", "exact_argmax", "select_targets", "save_targets"]  # noqa: F822
+
+
+def __getattr__(name: str) -> Any:
+    """``exact_argmax`` and ``ExactTruth`` live in :mod:`lowprob.lm_bridge.exact_truth` (imported lazily:
+    that module builds on this one's tabulated kernel)."""
+    if name in ("exact_argmax", "ExactTruth"):
+        from lowprob.lm_bridge import exact_truth
+
+        return getattr(exact_truth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 FORMAT = "lowprob.ground_truth/1"
 
