@@ -16,15 +16,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from lowprob._validation import check_budget, check_int
-from lowprob.errors import BudgetError
+from lowprob.errors import BudgetError, InputValueError, UnavailableError
 from lowprob.estimate import Cost
 from lowprob.lm_bridge.adapters.base import ModelAdapter
+from lowprob.lm_bridge.adapters.gpt2_tabulated import TabulatedGPT2, tabulation_unsupported_reason
+from lowprob.lm_bridge.distributions import TokenSpec
 
-__all__ = ["CallBudget", "CountedModel", "OnehotGradient", "check_batch_fits"]
+__all__ = ["FORWARD_CHOICES", "CallBudget", "CountedModel", "OnehotGradient", "argmax_is", "check_batch_fits"]
 
 
 def check_batch_fits(budget: int, batch_size: int, *, method: str) -> tuple[int, int]:
@@ -98,6 +101,24 @@ class CallBudget:
         )
 
 
+def argmax_is(logits: torch.Tensor, target: int) -> torch.Tensor:
+    """``logits.argmax(-1) == target`` ``(B,)`` bool, exactly (ties to the lowest index), but faster.
+
+    ``argmax = t`` iff ``logits[:, t] == max`` and no ``j < t`` attains the max; the second
+    test runs only on the (rare) rows passing the first. Rows containing NaN use ``argmax``.
+    """
+    m = logits.amax(-1)
+    hit = logits[:, target] == m
+    nan = torch.isnan(m)
+    if bool(nan.any()):
+        hit = torch.where(nan, logits.argmax(-1) == target, hit)
+    rows = hit.nonzero().squeeze(-1)
+    if target > 0 and rows.numel():
+        earlier = (logits[rows, :target] == m[rows, None]).any(-1)
+        hit[rows[earlier]] = False
+    return hit
+
+
 class OnehotGradient:
     """Gradients ``g[b, i, v] = d logit_t(x_b) / d onehot[b, i, v]`` stored compactly.
 
@@ -130,21 +151,74 @@ def _default_onehot(adapter: ModelAdapter) -> bool:
     return type(adapter).embed_onehot is ModelAdapter.embed_onehot
 
 
+FORWARD_CHOICES: tuple[str, ...] = ("auto", "tabulated", "adapter")
+
+
 class CountedModel:
     """The only door from a method to the model: every call is charged to ``budget``.
+
+    **Which forward runs.** With ``forward="auto"`` and an input ``spec``, a GPT-2-family
+    :class:`~lowprob.lm_bridge.adapters.hf.HFAdapter` is run through
+    :class:`~lowprob.lm_bridge.adapters.gpt2_tabulated.TabulatedGPT2` (layer 0 tabulated per
+    (position, token), the last layer at the last position only: the same float32 numbers for
+    a fraction of the FLOPs); any other model, or no ``spec``, uses the adapter's own forward.
+    :meth:`forward_diagnostics` says which ran and, on fallback, why. Either way each call is
+    charged *before* it runs, in the same units (one forward per sequence, one backward per
+    sequence's gradient).
 
     Args:
         adapter: any :class:`~lowprob.lm_bridge.adapters.base.ModelAdapter`.
         budget: the :class:`CallBudget` to charge.
+        spec: the input law whose support the tables cover (required for the fast path).
+        forward: ``"auto"`` (fast where supported), ``"adapter"`` (always the adapter),
+            ``"tabulated"`` (fast or :class:`~lowprob.errors.UnavailableError`), or an existing
+            ``TabulatedGPT2`` to share.
     """
 
-    def __init__(self, adapter: ModelAdapter, budget: CallBudget) -> None:
+    def __init__(
+        self, adapter: ModelAdapter, budget: CallBudget, *, spec: TokenSpec | None = None, forward: Any = "auto"
+    ) -> None:
         self.adapter = adapter
         self.budget = budget
+        self.kernel: TabulatedGPT2 | None = None
+        self.forward_note: str | None = None
+        if isinstance(forward, TabulatedGPT2):
+            self.kernel = forward
+            return
+        if not isinstance(forward, str) or forward not in FORWARD_CHOICES:
+            raise InputValueError(
+                f"forward must be one of {FORWARD_CHOICES!r} or a TabulatedGPT2, got {forward!r}."
+            )
+        if forward == "adapter":
+            self.forward_note = "forward='adapter' was requested"
+            return
+        reason = tabulation_unsupported_reason(adapter)
+        if reason is None and spec is None:
+            reason = "no input spec was given (the layer-0 tables cover the spec's support)"
+        if reason is not None:
+            if forward == "tabulated":
+                raise UnavailableError(f"forward='tabulated' is not possible: {reason}. Use forward='auto'.")
+            self.forward_note = reason
+            return
+        self.kernel = TabulatedGPT2(adapter, spec, adapter.device)
 
     @property
     def device(self) -> torch.device:
         return self.adapter.device
+
+    @property
+    def forward_path(self) -> str:
+        """``"tabulated-gpt2"`` or ``"adapter"``."""
+        return "tabulated-gpt2" if self.kernel is not None else "adapter"
+
+    def forward_diagnostics(self) -> dict[str, Any]:
+        """``{"forward": path}``, plus ``"forward_note"`` (why) on fallback or ``"forward_table_rows"``."""
+        out: dict[str, Any] = {"forward": self.forward_path}
+        if self.kernel is not None:
+            out["forward_table_rows"] = int(self.kernel.n_rows)
+        else:
+            out["forward_note"] = self.forward_note
+        return out
 
     def _charged(self, tokens: torch.Tensor, backward: bool, fn: Callable[[], object]) -> object:
         n = int(tokens.shape[0])
@@ -155,6 +229,8 @@ class CountedModel:
         """Last-position activation after the final norm, ``(B, d)`` in the model dtype."""
 
         def run() -> torch.Tensor:
+            if self.kernel is not None:
+                return self.kernel.final_activations(tokens)
             with torch.no_grad():
                 return self.adapter.final_activation(tokens)
 
@@ -164,6 +240,8 @@ class CountedModel:
         """Last-position logits ``(B, V)`` in the model dtype."""
 
         def run() -> torch.Tensor:
+            if self.kernel is not None:
+                return self.kernel.logits(tokens)
             with torch.no_grad():
                 return self.adapter.logits(tokens)
 
@@ -174,10 +252,31 @@ class CountedModel:
 
         Costs ``B`` forwards and ``B`` backwards.
         """
-
+        if self.kernel is not None:
+            u = self.adapter.W_U.detach()[:, target]  # logit_t = x . W_U[:, t] + b_t: same gradient
+            return self._charged(tokens, True, lambda: self._linear_score_grad(tokens, u))  # type: ignore[return-value]
         return self._charged(
             tokens, True, lambda: self._onehot_grad(tokens, lambda x, logits: logits[:, target])
         )  # type: ignore[return-value]
+
+    def score_and_grad(self, tokens: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, OnehotGradient]:
+        """Logits ``(B, V)`` and the one-hot gradient of the linear score ``s(x) = u . x``.
+
+        ``x`` is the final activation and ``u`` a ``(d,)`` vector. Costs ``B`` forwards and ``B`` backwards.
+        """
+        u = torch.as_tensor(u, dtype=self.adapter.dtype, device=self.adapter.device)
+        if self.kernel is not None:
+            return self._charged(tokens, True, lambda: self._linear_score_grad(tokens, u))  # type: ignore[return-value]
+        return self._charged(
+            tokens, True, lambda: self._onehot_grad(tokens, lambda x, logits: x @ u)
+        )  # type: ignore[return-value]
+
+    def _linear_score_grad(self, tokens: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, OnehotGradient]:
+        """Fast path (uncharged): logits and the one-hot gradient of ``u . x``."""
+        assert self.kernel is not None
+        x, G = self.kernel.score_gradient(tokens, u)
+        logits = self.kernel.unembed(x)
+        return logits, OnehotGradient(G, self.adapter.W_E.detach().T)
 
     def _onehot_grad(
         self, tokens: torch.Tensor, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

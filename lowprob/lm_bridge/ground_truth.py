@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lowprob._progress import progress
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
+from lowprob.lm_bridge.adapters.gpt2_tabulated import TabulatedGPT2
 from lowprob.lm_bridge.distributions import TokenSpec
 
 __all__ = ["ExactTruth", "GroundTruth", "argmax_fn", "count_argmax", "exact_argmax", "select_targets", "save_targets"]  # noqa: F822
@@ -139,109 +139,7 @@ def _gpt2_supported(adapter: ModelAdapter) -> bool:
     )
 
 
-class _GPT2Argmax:
-    """Exact GPT-2 last-position logits with layer 0 tabulated per (position, token).
-
-    Tables: ``rows`` = concatenated supports of the positions; ``index[t, v]`` the row of token
-    ``v`` at position ``t`` (``-1`` off support); ``qkv0[row]`` = ``c_attn(ln_1(W_E[v] + W_pos[t]))``.
-    """
-
-    def __init__(self, adapter: Any, spec: TokenSpec, device: torch.device) -> None:
-        base = adapter._base
-        self.blocks = [b.block for b in adapter.blocks]
-        self.ln_f = base.ln_f
-        self.W_U = adapter.W_U
-        self.b_U = adapter.b_U
-        self.H = int(adapter.config.n_head)
-        self.d = adapter.d_model
-        T = spec.length
-        index = torch.full((T, adapter.vocab_size), -1, dtype=torch.long)
-        toks, pos = [], []
-        row = 0
-        for t, p in enumerate(spec.positions):
-            ids = torch.as_tensor(np.array(p.tokens))
-            index[t, ids] = torch.arange(row, row + ids.numel())
-            toks.append(ids)
-            pos.append(torch.full_like(ids, t))
-            row += ids.numel()
-        self.index = index.to(device)
-        self._positions = torch.arange(T, device=device)
-        toks_t, pos_t = torch.cat(toks).to(device), torch.cat(pos).to(device)
-        with torch.no_grad():
-            resid = adapter.W_E[toks_t] + base.wpe.weight[pos_t]
-            blk = self.blocks[0]
-            self.resid0 = resid  # (rows, d)
-            self.qkv0 = blk.attn.c_attn(blk.ln_1(resid))  # (rows, 3d)
-            d, H = self.d, self.H
-            self.k0 = self.qkv0[:, d : 2 * d].contiguous()  # (rows, d)
-            self.v0 = self.qkv0[:, 2 * d :].contiguous()  # (rows, d)
-            self.score0 = None
-            last = spec.positions[-1]
-            if len(self.blocks) == 1 and last.tokens.size == 1:
-                # Constant last token: its query is fixed, so every score q . k_{t, v} is a table entry.
-                q = self.qkv0[int(index[T - 1, int(last.tokens[0])]), :d].view(1, H, d // H)
-                self.score0 = (self.k0.view(-1, H, d // H) * q).sum(-1) * (d // H) ** -0.5  # (rows, H)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (..., T, d) -> (..., H, T, dh)
-        *lead, T, _ = x.shape
-        return x.view(*lead, T, self.H, self.d // self.H).transpose(-3, -2)
-
-    def _mlp(self, blk: Any, resid: torch.Tensor) -> torch.Tensor:
-        return resid + blk.mlp(blk.ln_2(resid))
-
-    def _full_layer(self, blk: Any, resid: torch.Tensor, qkv: torch.Tensor) -> torch.Tensor:
-        q, k, v = (self._heads(z) for z in qkv.split(self.d, dim=-1))
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, dh)
-        a = a.transpose(1, 2).reshape(resid.shape)
-        return self._mlp(blk, resid + blk.attn.c_proj(a))
-
-    def _last_layer(
-        self, blk: Any, resid_last: torch.Tensor, q: torch.Tensor | None, k: torch.Tensor | None,
-        v: torch.Tensor, scores: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Last layer at the last position only.
-
-        ``q (B, d)``, ``k, v (B, T, d)``, ``resid_last (B, d)``; or precomputed ``scores (B, T, H)``.
-        """
-        B, T, d = v.shape
-        H = self.H
-        dh = d // H
-        if scores is None:
-            scores = (k.view(B, T, H, dh) * q.view(B, 1, H, dh)).sum(-1) * (dh**-0.5)  # (B, T, H)
-        w = torch.softmax(scores, dim=1)
-        a = (w.unsqueeze(-1) * v.view(B, T, H, dh)).sum(1).reshape(B, d)
-        return self._mlp(blk, resid_last + blk.attn.c_proj(a))
-
-    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        rows = self.index[self._positions, tokens]  # (B, T)
-        B, T = rows.shape
-        d = self.d
-        flat = rows.reshape(-1)
-        if len(self.blocks) == 1:
-            last = rows[:, -1]
-            v = self.v0.index_select(0, flat).view(B, T, d)
-            if self.score0 is not None:
-                scores = self.score0.index_select(0, flat).view(B, T, self.H)
-                out = self._last_layer(self.blocks[0], self.resid0[last], None, None, v, scores)
-            else:
-                k = self.k0.index_select(0, flat).view(B, T, d)
-                out = self._last_layer(self.blocks[0], self.resid0[last], self.qkv0[last, :d], k, v)
-        else:
-            resid = self.resid0.index_select(0, flat).view(B, T, d)
-            qkv: torch.Tensor | None = self.qkv0.index_select(0, flat).view(B, T, 3 * d)
-            for blk in self.blocks[:-1]:
-                if qkv is None:
-                    qkv = blk.attn.c_attn(blk.ln_1(resid))
-                resid = self._full_layer(blk, resid, qkv)
-                qkv = None
-            blk = self.blocks[-1]
-            h = blk.ln_1(resid)
-            W, bias = blk.attn.c_attn.weight, blk.attn.c_attn.bias  # Conv1D: x @ W + b, W (d, 3d)
-            k = h @ W[:, d : 2 * d] + bias[d : 2 * d]
-            v = h @ W[:, 2 * d :] + bias[2 * d :]
-            q = h[:, -1] @ W[:, :d] + bias[:d]
-            out = self._last_layer(blk, resid[:, -1], q, k, v)
-        return self.ln_f(out) @ self.W_U + self.b_U
+_GPT2Argmax = TabulatedGPT2  # moved to lowprob.lm_bridge.adapters.gpt2_tabulated; old name kept
 
 
 def argmax_fn(adapter: ModelAdapter, spec: TokenSpec, device: torch.device, *, fast: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:

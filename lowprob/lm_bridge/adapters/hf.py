@@ -161,6 +161,16 @@ class HFAdapter(ModelAdapter):
     def final_norm(self, resid: torch.Tensor) -> torch.Tensor:
         return self._norm(resid)
 
+    @property
+    def hf_blocks(self) -> Sequence[nn.Module]:
+        """The HF decoder-block modules themselves (``transformer.h`` for GPT-2), unwrapped.
+
+        For code that computes a block's parts directly (e.g. the tabulated GPT-2 forward,
+        :mod:`lowprob.lm_bridge.adapters.gpt2_tabulated`); :attr:`blocks` are the same modules
+        wrapped as ``(B, T, d) -> (B, T, d)`` functions.
+        """
+        return [b.block for b in self._blocks]
+
     # -- conveniences ------------------------------------------------------------------
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> HFAdapter:
         self.model.to(device=device, dtype=dtype)

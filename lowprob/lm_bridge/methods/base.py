@@ -58,8 +58,14 @@ class LMMethodBase:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
 
-    def estimate(self, problem: LMProblem, budget: int, *, seed: Any = None) -> Estimate:
-        """Estimate ``P[argmax logits = target]`` with at most ``budget`` forward passes."""
+    def estimate(self, problem: LMProblem, budget: int, *, seed: Any = None, forward: str = "auto") -> Estimate:
+        """Estimate ``P[argmax logits = target]`` with at most ``budget`` forward passes.
+
+        ``forward`` picks the model forward (:class:`~lowprob.lm_bridge.budget.CountedModel`):
+        ``"auto"`` runs the tabulated GPT-2 forward where the model allows it and the adapter
+        otherwise; ``"adapter"`` / ``"tabulated"`` force one. The estimate's
+        ``diagnostics["forward"]`` records which ran (``"forward_note"``: why not the fast one).
+        """
         if not isinstance(problem, LMProblem):
             raise InputTypeError(
                 f"problem must be an LMProblem(adapter, spec, target), got {type(problem).__name__}."
@@ -67,9 +73,10 @@ class LMMethodBase:
         budget, _ = check_batch_fits(budget, self.batch_size, method=self.name)
         rng = as_generator(seed)
         counter = CallBudget(budget)
-        result = self._run(problem, CountedModel(problem.adapter, counter), rng, budget)
+        model = CountedModel(problem.adapter, counter, spec=problem.spec, forward=forward)
+        result = self._run(problem, model, rng, budget)
         cost = counter.cost(samples=result.samples)
-        diagnostics = {"params": self.params(), **result.diagnostics}
+        diagnostics = {"params": self.params(), **model.forward_diagnostics(), **result.diagnostics}
         lv = float(result.log_value)
         return Estimate(
             value=math.exp(lv) if lv > -745 else 0.0,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from lowprob.errors import InputValueError
-from lowprob.lm_bridge.budget import CountedModel
+from lowprob.lm_bridge.budget import CountedModel, argmax_is
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.registry import register_lm_method
 from lowprob.lm_bridge.problem import LMProblem, torch_generator
@@ -84,7 +84,7 @@ class ITGIS(LMMethodBase):
                 tokens[:, i] = x_i
                 log_w += logp[i, x_i] - logq[i, x_i]
             logits, grad = model.logits_and_grad(tokens, problem.target)
-            hits.append(logits.argmax(-1) == problem.target)
+            hits.append(argmax_is(logits, problem.target))
             log_ws.append(log_w)
             scores = self.decay * scores + grad.batch_sum().to(torch.float64) / b
         log_p, se = weighted_mean_log(torch.cat(log_ws), torch.cat(hits))

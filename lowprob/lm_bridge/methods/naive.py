@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from lowprob.lm_bridge.budget import CountedModel
+from lowprob.lm_bridge.budget import CountedModel, argmax_is
 from lowprob.lm_bridge.methods.base import LMMethodBase, MethodResult
 from lowprob.lm_bridge.methods.registry import register_lm_method
 from lowprob.lm_bridge.problem import LMProblem, torch_generator
@@ -33,7 +33,7 @@ class NaiveSampling(LMMethodBase):
         hits = 0
         for b in self._batches(budget, self.batch_size):
             tokens = problem.spec.sample(b, gen, device=problem.device)
-            hits += int((model.logits(tokens).argmax(-1) == problem.target).sum())
+            hits += int(argmax_is(model.logits(tokens), problem.target).sum())
         p = hits / budget
         return MethodResult(
             log_value=math.log(p) if hits else -math.inf,

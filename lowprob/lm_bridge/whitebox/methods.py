@@ -190,13 +190,12 @@ class ScoreGradientModel(CountedModel):
     """
 
     def __init__(self, base: CountedModel, u: np.ndarray) -> None:
-        super().__init__(base.adapter, base.budget)
+        super().__init__(base.adapter, base.budget, forward=base.kernel if base.kernel is not None else "adapter")
+        self.forward_note = base.forward_note  # same forward (tabulated or adapter) as ``base``
         self.u = torch.as_tensor(u, dtype=base.adapter.dtype, device=base.adapter.device)
 
     def logits_and_grad(self, tokens: torch.Tensor, target: int) -> tuple[torch.Tensor, OnehotGradient]:
-        return self._charged(
-            tokens, True, lambda: self._onehot_grad(tokens, lambda x, logits: x @ self.u)
-        )  # type: ignore[return-value]
+        return self.score_and_grad(tokens, self.u)
 
 
 @register_lm_method("wb-itgis")
