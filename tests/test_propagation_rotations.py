@@ -114,3 +114,13 @@ def test_uniform_density_and_mass():
     rep = QuaternionHarmonicDensity.uniform(3)
     assert rep.n_terms == 1 and np.allclose(rep.total_mass(), 1.0)
     assert np.allclose(evaluate_density(rep, _unit(np.random.default_rng(0), (5, 4))), 1.0)
+
+
+def test_high_degree_rotation_refuses_when_inaccurate():
+    """The binomial Wigner expansion is orthogonal to < 1e-10 up to l ~ 45; beyond, it raises."""
+    from lowprob.errors import NumericalError
+
+    d = wigner_d_half_pi(40)
+    assert np.max(np.abs(d @ d.T - np.eye(41))) < 1e-10
+    with pytest.raises(NumericalError, match="kernel_clenshaw"):
+        wigner_d_half_pi(60)

@@ -66,6 +66,7 @@ def test_grid_records_skips_with_reasons(tmp_path, fresh):
     listed = {u["cell"] for u in rec["targets"]["unreliable_cells"]}
     assert listed == {f"{c['n']}x{c['m']}" for c in rec["cells"] if not c.get("skipped") and c["tail_coverage"] < 0.5}
     assert "4x8 kernel" in rec["map_log10_ratio_at_equal_flops"]
+    assert set(rec["map_informative_vs_measured_trivial"]) == set(rec["map_informative"])
     # a cell whose method has no budgets is skipped with the reason, never dropped silently
     cfg = GridConfig(ns=(5,), ratios=(2,), instances=4, bootstrap=20, methods=("kernel", "sampling"),
                      budgets={"sampling": {5: (10, 100)}})
