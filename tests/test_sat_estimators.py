@@ -155,3 +155,10 @@ def test_estimators_reject_other_problems():
 
     with pytest.raises(LowprobError):
         get_toy_estimator("sat-walsh").estimate(np.zeros((3, 3)), 10)
+
+
+def test_sampling_budget_beyond_memory_raises_before_allocating():
+    from lowprob.errors import BudgetError
+
+    with pytest.raises(BudgetError, match="GiB"):
+        get_toy_estimator("sat-sampling").estimate(SatProblem.random(24, 10, seed=0), 10**9, seed=0)

@@ -29,13 +29,28 @@ from lowprob.propagation.loop import register_deduction
 from lowprob.propagation.product_steps import ClauseStep, RowStep
 from lowprob.propagation.sample_cloud import SampleCloud
 
-__all__ = ["cube_cloud", "permutation_cloud"]
+__all__ = ["MAX_CLOUD_BYTES", "cube_cloud", "permutation_cloud"]
+
+MAX_CLOUD_BYTES = 2**31
+"""Largest sample cloud held at once (points + weights); larger budgets raise before allocating."""
+
+
+def _check_memory(size: int, n: int, itemsize: int) -> None:
+    need = size * (n * itemsize + 8)
+    if need > MAX_CLOUD_BYTES:
+        from lowprob.errors import BudgetError
+
+        raise BudgetError(
+            f"budget={size!r} samples of dimension {n} need {need / 2**30:.1f} GiB, more than the "
+            f"{MAX_CLOUD_BYTES / 2**30:.0f} GiB limit; use a smaller budget and average repeated runs."
+        )
 
 
 def cube_cloud(n: int, size: int, *, seed: Any = None) -> SampleCloud:
     """``size`` uniform points of ``{-1, 1}^n`` (int8), weights ``1/size``."""
     n = check_int("n", n, minimum=1)
     size = check_int("size", size, minimum=1)
+    _check_memory(size, n, 1)
     pts = (as_generator(seed).integers(0, 2, size=(size, n), dtype=np.int8) * 2 - 1).astype(np.int8)
     return SampleCloud(pts, np.full(size, 1.0 / size))
 
@@ -44,6 +59,7 @@ def permutation_cloud(n: int, size: int, *, seed: Any = None) -> SampleCloud:
     """``size`` uniform permutations of ``{0..n-1}`` (rows of an ``(size, n)`` int array)."""
     n = check_int("n", n, minimum=1)
     size = check_int("size", size, minimum=1)
+    _check_memory(size, n, 16)  # the random keys (float64) and the argsort (int64)
     pts = np.argsort(as_generator(seed).random((size, n)), axis=1)
     return SampleCloud(pts, np.full(size, 1.0 / size))
 
