@@ -73,6 +73,14 @@ def _spawn(world: int, dtype: str, state: Path | None, out: Path, *, die_rank: i
              nprocs=world, join=True)
 
 
+def _cli(args: list[str], out: Path, *, ranks: int = 1) -> subprocess.CompletedProcess:
+    """``python -m lowprob ARGS --out OUT``, under ``torch.distributed.run`` when ``ranks > 1``."""
+    launcher = ["-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-port", str(_free_port())]
+    cmd = [sys.executable, *(launcher if ranks > 1 else []), "-m", "lowprob", *args, "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
 def _single(dtype: str) -> np.ndarray:
     fn = _int_chunk if dtype == "int64" else _float_chunk
     return run_chunks(_plan(dtype), fn, state_dir=None).total
@@ -193,14 +201,9 @@ def test_torchrun_ground_truth_equals_single_process(tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     common = ["lm", "ground-truth", "--model", str(model_dir), "--dist", str(tmp_path / "spec.json"),
               "--samples", "3000", "--batch-size", "128", "--seed", "4", "--device", "cpu", "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
-         "-m", "lowprob", *common, "--out", str(tmp_path / "two.json")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    two = _cli(common, tmp_path / "two.json", ranks=2)
     assert two.returncode == 0, two.stderr[-2000:]
-    one = subprocess.run([sys.executable, "-m", "lowprob", *common, "--out", str(tmp_path / "one.json")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    one = _cli(common, tmp_path / "one.json")
     assert one.returncode == 0, one.stderr[-2000:]
     a, b = json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text())
     assert a["counts"] == b["counts"] and a["n_samples"] == b["n_samples"] == 3000
@@ -211,10 +214,7 @@ def test_torchrun_ground_truth_equals_single_process(tmp_path):
     assert not (tmp_path / "two.json.lock").exists()
     # a rank that fails makes the whole run exit non-zero with the rank's error
     (tmp_path / "bad.json").write_text(json.dumps({"positions": [{"token": 0}, {"tokens": [1, 99], "probs": [0.5, 0.5]}]}))
-    bad = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
-         "-m", "lowprob", *common[:5], str(tmp_path / "bad.json"), *common[6:], "--out", str(tmp_path / "bad_out.json")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    bad = _cli([*common[:5], str(tmp_path / "bad.json"), *common[6:]], tmp_path / "bad_out.json", ranks=2)
     assert bad.returncode != 0 and "lowprob: error:" in bad.stderr and "(rank " in bad.stderr
     assert not (tmp_path / "bad_out.json").exists()
 
@@ -267,14 +267,9 @@ def test_mlp_truth_refuses_memory_beyond_limit():
 @pytest.mark.slow
 def test_torchrun_mlp_truth_equals_single_process(tmp_path):
     common = ["mlp", "truth", "--width", "16", "--depth", "3", "--samples", "5000", "--batch-size", "256", "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
-         "-m", "lowprob", *common, "--out", str(tmp_path / "two.json")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    two = _cli(common, tmp_path / "two.json", ranks=2)
     assert two.returncode == 0, two.stderr[-2000:]
-    one = subprocess.run([sys.executable, "-m", "lowprob", *common, "--out", str(tmp_path / "one.json")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    one = _cli(common, tmp_path / "one.json")
     assert one.returncode == 0, one.stderr[-2000:]
     a, b = json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text())
     assert a["means"] == b["means"] and a["metadata"]["world_size"] == 2
