@@ -134,7 +134,8 @@ class TabulatedGPT2:
     ``qkv0[r] = c_attn(ln_1(resid0[r]))`` ``(R, 3d)``; ``k0, v0`` its key and value parts.
     ``h0[r] = ln_1(resid0[r])``. One layer: ``scores[j, r, h]`` the attention score of the
     last position's ``j``-th support token against row ``r`` (when ``|S_{T-1}| R H <=
-    max_score_table``). Memory ``R * 7 d`` floats plus the score table.
+    max_score_table``); ``xhat0, rstd0`` ``LN_1``'s normalised rows and inverse scales (for the
+    written-out backward). Memory about ``R * 9 d`` floats plus the score table.
     """
 
     def __init__(
@@ -229,15 +230,15 @@ class TabulatedGPT2:
         a = (w.unsqueeze(-1) * v.reshape(B, T, H, dh)).sum(1).reshape(B, d)
         return self._mlp(blk, resid_last + blk.attn.c_proj(a))
 
-    def _one_layer(self, rows: torch.Tensor, leaf: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        """One layer at the last position, with keys and values folded into the query.
+    def _one_layer(self, rows: torch.Tensor) -> torch.Tensor:
+        """One layer at the last position, with keys and values folded into the query (no autograd).
 
         With ``h_t = LN_1(resid0_t)``: ``score_{t,h} = (h_t W_K^h + b_K^h) . q^h / sqrt(d_h)
         = h_t . (W_K^h q^h) / sqrt(d_h) + const_h``, and since the weights sum to 1,
         ``a^h = sum_t w_{t,h} (h_t W_V^h + b_V^h) = (sum_t w_{t,h} h_t) W_V^h + b_V^h``.
         So only ``h`` is gathered ``(B, T, d)``; per sample ``2 T H d + 2 d^2`` multiply-adds
-        replace ``2 T d^2`` of key/value projections, and the backward never forms ``dK, dV``.
-        ``leaf = (resid0[:, :-1], resid0[:, -1])`` (autograd leaves) for the gradient pass.
+        replace ``2 T d^2`` of key/value projections. With a score table the scores are looked
+        up and ``sum_t w h_t`` is an embedding bag over the ``h0`` table.
         """
         B, T = rows.shape
         d, H = self.d, self.H
@@ -245,7 +246,7 @@ class TabulatedGPT2:
         last = rows[:, -1]
         blk = self.blocks[0]
         W, bias = blk.attn.c_attn.weight, blk.attn.c_attn.bias  # Conv1D: x @ W + b, W (d, 3d)
-        if leaf is None and self.scores is not None:
+        if self.scores is not None:
             # Scores are a table; m[b, h] = sum_t w[b, t, h] h0[row(b, t)] is an embedding bag
             # (weighted row sums straight from the table, nothing (B, T, d) is materialised).
             R = self.scores.shape[1]
@@ -257,16 +258,10 @@ class TabulatedGPT2:
             ).view(B, H, d)
             a = torch.einsum("bhd,dhe->bhe", m, W[:, 2 * d :].reshape(d, H, dh)).reshape(B, d) + bias[2 * d :]
             return self._mlp(blk, self.resid0.index_select(0, last) + blk.attn.c_proj(a))
-        if leaf is None:
-            h_pre = self.h0.index_select(0, rows[:, :-1].reshape(-1)).view(B, T - 1, d)
-            h_last = self.h0.index_select(0, last)
-            resid_last = self.resid0.index_select(0, last)
-            q = self.qkv0.index_select(0, last)[:, :d]
-        else:  # two leaves, so that no backward scatters into a (B, T, d) buffer of zeros
-            prefix, resid_last = leaf
-            h_pre, h_last = blk.ln_1(prefix), blk.ln_1(resid_last)
-            q = _TableLinear.apply(h_last, self.qkv0.index_select(0, last)[:, :d], W[:, :d])
-        q = q.reshape(B, H, dh)
+        h_pre = self.h0.index_select(0, rows[:, :-1].reshape(-1)).view(B, T - 1, d)
+        h_last = self.h0.index_select(0, last)
+        resid_last = self.resid0.index_select(0, last)
+        q = self.qkv0.index_select(0, last)[:, :d].reshape(B, H, dh)
         qk = torch.einsum("dhe,bhe->bhd", W[:, d : 2 * d].reshape(d, H, dh), q)  # (B, H, d)
         const = (bias[d : 2 * d].reshape(H, dh) * q).sum(-1)  # (B, H)
         scores = torch.cat(
@@ -294,7 +289,8 @@ class TabulatedGPT2:
         """Residual before ``ln_f`` at the last position ``(B, d)``.
 
         ``rows`` from :meth:`rows`. Without ``leaf`` everything is looked up (no autograd). With
-        ``leaf = resid0[rows]`` ``(B, T, d)`` requiring grad (one layer: see :meth:`_one_layer`), ``LN_1`` is re-applied to it and the tabulated
+        ``leaf = resid0[rows]`` ``(B, T, d)`` requiring grad (two or more layers; one layer:
+        :meth:`_one_layer_score_gradient`), ``LN_1`` is re-applied to it and the tabulated
         projections carry the exact backward (:class:`_TableLinear`).
         """
         B, T = rows.shape
@@ -303,7 +299,9 @@ class TabulatedGPT2:
         blk0 = self.blocks[0]
         W0 = blk0.attn.c_attn.weight  # Conv1D: x @ W + b, W (d, 3d)
         if len(self.blocks) == 1:
-            return self._one_layer(rows, leaf)
+            if leaf is not None:
+                raise InputValueError("one layer: use score_gradient (its backward is written out).")
+            return self._one_layer(rows)
         if leaf is None:
             resid = self.resid0.index_select(0, flat).view(B, T, d)
             qkv = self.qkv0.index_select(0, flat).view(B, T, 3 * d)
@@ -349,17 +347,10 @@ class TabulatedGPT2:
         if len(self.blocks) == 1:
             return self._one_layer_score_gradient(rows, u)
         with torch.enable_grad():
-            if len(self.blocks) == 1:  # the autograd version of _one_layer_score_gradient (kept for checks)
-                prefix = self.resid0.index_select(0, rows[:, :-1].reshape(-1)).view(B, T - 1, self.d)
-                last = self.resid0.index_select(0, rows[:, -1])
-                leaves = [prefix.requires_grad_(True), last.requires_grad_(True)]
-                x = self.ln_f(self._final_residual(rows, tuple(leaves)))
-            else:
-                leaves = [self.resid0.index_select(0, rows.reshape(-1)).view(B, T, self.d).requires_grad_(True)]
-                x = self.ln_f(self._final_residual(rows, leaves[0]))
+            leaf = self.resid0.index_select(0, rows.reshape(-1)).view(B, T, self.d).requires_grad_(True)
+            x = self.ln_f(self._final_residual(rows, leaf))
             s = x @ u.to(x.dtype)
-            grads = torch.autograd.grad(s, leaves, grad_outputs=torch.ones_like(s))
-        G = torch.cat([grads[0], grads[1].unsqueeze(1)], dim=1) if len(grads) == 2 else grads[0]
+            (G,) = torch.autograd.grad(s, leaf, grad_outputs=torch.ones_like(s))
         return x.detach(), G.detach()
 
     def _one_layer_score_gradient(self, rows: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
