@@ -80,8 +80,9 @@ DEFAULT_MAX_INPUTS = 2**28
 #: Default near-tie threshold on the top-two logit gap. The enumerator's float32 logits differ from
 #: the HF forward's by at most ~2e-5 on the shipped models (docs/lm_exact.md), well below ``threshold / 2``.
 DEFAULT_TIE_THRESHOLD = 1e-4
-#: Effective CPU throughput used for time estimates (FLOP/s): the tree enumerator ran at 2.3-5.2 GFLOP/s
-#: (2.5-5.8 k inputs/s on gelu-1l) with one thread on 2 loaded shared cores (benchmarks/RESULTS-exact.md).
+#: Effective CPU throughput used for time estimates (FLOP/s): the tree enumerator ran at 1-6 GFLOP/s
+#: (1.1-6.8 k inputs/s on gelu-1l, 0.7-2.9 k on gelu-2l) with one thread on 2 loaded shared cores
+#: (benchmarks/RESULTS-exact.md).
 CPU_FLOPS_PER_SECOND = 4.0e9
 DEFAULT_CHUNK = 2**18
 
