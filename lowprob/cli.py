@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from lowprob.errors import LowprobError
-from lowprob.registry import load_plugins
 
 __all__ = ["build_parser", "main"]
 
@@ -39,9 +38,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "whestbench": ("lowprob.integrations.cli", "WhestBench: export a self-contained submission of our estimator"),
 }
 
-# Commands that read plug-in registries (toy estimators, curve problems, sketch views): their
-# plug-in modules (the ``lowprob.plugins`` entry points) are imported before they run.
-_NEEDS_PLUGINS = {None, "toy", "sketch", "curves"}
+
 # Kept for compatibility with code that lists the command modules.
 _COMMAND_MODULES = tuple(dict.fromkeys(m for m, _ in _COMMANDS.values()))
 
@@ -73,8 +70,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                "(non-finite numbers as \"inf\", \"-inf\", \"nan\"). See docs/errors.md.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    if command in _NEEDS_PLUGINS:  # a command that reads the plug-in registries will run
-        load_plugins()
     registered: set[str] = set()
     if command is None:
         for module_name in _COMMAND_MODULES:
