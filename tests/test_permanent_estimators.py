@@ -70,6 +70,7 @@ class PermanentContract(EstimatorContract):
 
 class TestPermanentSlice(PermanentContract):
     budget = 56  # degree 3 of n = 8 (exact needs degree 4: C(8, 4) = 70)
+    nmse_tolerance = 1e-4  # measured 1.8e-6; a constant reaches 0.076
     kind = "approximate"
     tolerance = Tolerance(k_sigma=0.0, rtol=0.1, atol=1e-5, variance="none")
     invariance = "statistical"
@@ -96,6 +97,7 @@ class TestPermanentSlice(PermanentContract):
 
 class TestPermanentSampling(PermanentContract):
     budget = 20_000
+    nmse_tolerance = 0.019  # measured 1.1e-2 (seeded); a constant reaches 0.076 (the check needs <= 0.076/4)
     tolerance = Tolerance(k_sigma=4.0, variance="binomial")
 
     def make_estimator(self):

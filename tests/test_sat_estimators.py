@@ -89,6 +89,7 @@ class SatContract(EstimatorContract):
 
 class TestSatWalshLevels(SatContract):
     budget = 638  # levels 0..5 of 2^10 = 1024
+    nmse_tolerance = 0.005  # measured 5.2e-4 on the 8 contract instances; a constant reaches 0.156
     kind = "approximate"
     tolerance = Tolerance(k_sigma=0.0, rtol=0.15, atol=1e-4, variance="none")
     invariance = "exact"
@@ -109,6 +110,7 @@ class TestSatWalshLevels(SatContract):
 
 class TestSatWalshTopK(SatContract):
     budget = 300
+    nmse_tolerance = 0.02  # measured 2.4e-3; a constant reaches 0.156
     kind = "approximate"
     tolerance = Tolerance(k_sigma=0.0, rtol=0.15, atol=1e-4, variance="none")
     invariance = "statistical"
@@ -123,6 +125,7 @@ class TestSatWalshTopK(SatContract):
 
 class TestSatSampling(SatContract):
     budget = 20_000
+    nmse_tolerance = 0.02  # measured 2.1e-3 (seeded); a constant reaches 0.156
     tolerance = Tolerance(k_sigma=4.0, variance="binomial")
 
     def make_estimator(self):
