@@ -96,8 +96,8 @@ class TestPermanentSlice(PermanentContract):
 
 
 class TestPermanentSampling(PermanentContract):
-    budget = 20_000
-    nmse_tolerance = 0.019  # measured 1.1e-2 (seeded); a constant reaches 0.076 (the check needs <= 0.076/4)
+    budget = 80_000
+    nmse_tolerance = 0.018  # measured 1.6e-3 at this budget (seeded); a constant reaches 0.076 (needs <= 0.076/4)
     tolerance = Tolerance(k_sigma=4.0, variance="binomial")
 
     def make_estimator(self):
