@@ -32,7 +32,11 @@ from lowprob._io import atomic_write_json, atomic_write_text, check_writable, du
 from lowprob._validation import check_int, check_seed
 from lowprob.errors import InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
-from lowprob.lm_bridge.adapters.gpt2_tabulated import TabulatedGPT2
+from lowprob.lm_bridge.adapters.gpt2_tabulated import (
+    TabulatedGPT2,
+    tabulated_macs_per_sample,
+    tabulation_unsupported_reason,
+)
 from lowprob.lm_bridge.distributions import TokenSpec
 from lowprob.sharding import ChunkPlan, Interrupted, RankInfo, remove_state, run_chunks, shard_dir
 
@@ -135,13 +139,8 @@ class GroundTruth:
 
 # -- the fast GPT-2 path ------------------------------------------------------------------------
 def _gpt2_supported(adapter: ModelAdapter) -> bool:
-    cfg = getattr(adapter, "config", None)
-    return (
-        getattr(adapter, "model_type", None) == "gpt2"
-        and bool(getattr(cfg, "scale_attn_weights", False))
-        and not getattr(cfg, "scale_attn_by_inverse_layer_idx", True)
-        and getattr(cfg, "add_cross_attention", False) is False
-    )
+    """Whether the tabulated GPT-2 forward is exact for ``adapter`` (see ``tabulation_unsupported_reason``)."""
+    return tabulation_unsupported_reason(adapter) is None
 
 
 _GPT2Argmax = TabulatedGPT2  # moved to lowprob.lm_bridge.adapters.gpt2_tabulated; old name kept
@@ -305,22 +304,14 @@ def count_argmax(
 
 
 def flops_per_sample(adapter: ModelAdapter, spec: TokenSpec) -> float | None:
-    """Counted FLOPs (2 per multiply-add) of one argmax input on the tabulated GPT-2 path.
-
-    Per sample: every layer but the last runs all ``T`` positions (``T (24 d^2 + 4 T d)``, the
-    first layer's ``LN/Q/K/V`` tabulated away: ``- T 6 d^2``); the last layer runs only the last
-    position (``4 T d`` attention, ``18 d^2`` output projection and MLP); the unembedding ``2 d V``.
-    ``None`` for models off the tabulated path.
-    """
+    """Counted FLOPs (2 per multiply-add) of one argmax input on the tabulated GPT-2 path:
+    ``2 x`` :func:`~lowprob.lm_bridge.adapters.gpt2_tabulated.tabulated_macs_per_sample` ``["forward"]``.
+    ``None`` for models off the tabulated path."""
     if not _gpt2_supported(adapter):
         return None
-    d, V, T, L = adapter.d_model, adapter.vocab_size, spec.length, adapter.n_layers
-    full = T * (24 * d * d + 4 * T * d)
-    last = 4 * T * d + 18 * d * d
-    f = (L - 1) * full + last + 2 * d * V
-    if L > 1:
-        f -= T * 6 * d * d
-    return float(f)
+    macs = tabulated_macs_per_sample(adapter.d_model, spec.length, adapter.vocab_size, adapter.n_layers,
+                                     n_heads=int(adapter.config.n_head))
+    return 2.0 * macs["forward"]
 
 
 #: fp32 peak FLOP/s of known devices (dense, non-tensor-core), for the fraction-of-peak report.
