@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lowprob._io import atomic_write_json  # noqa: E402
+from lowprob.errors import InputValueError  # noqa: E402
 from lowprob.lm_bridge.distributions import CategoricalPosition, Position, TokenSpec  # noqa: E402
 from lowprob.lm_bridge.exact_truth import (  # noqa: E402
     DEFAULT_CHUNK,
@@ -52,6 +52,7 @@ from lowprob.lm_bridge.exact_truth import (  # noqa: E402
 )
 from lowprob.lm_bridge.families import DEV_FAMILIES, HELDOUT_FAMILIES  # noqa: E402
 from lowprob.lm_bridge.zoo import DATA_DIR, SHIPPED_MODELS, load_shipped, load_shipped_spec  # noqa: E402
+from lowprob.sharding import output_lock  # noqa: E402
 
 EXACT_DIR = DATA_DIR / "exact"
 RESULTS = ROOT / "benchmarks" / "results" / "lm_exact_suites.json"
@@ -118,37 +119,6 @@ def ensure_spec(family: str) -> TokenSpec:
     return spec
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _lock(path: Path) -> bool:
-    """Take ``path`` (O_EXCL file holding our pid); a lock of a dead process is taken over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _pid_alive(pid):
-                return False
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        return True
-    return False
-
-
 def _done(model: str, family: str, spec: TokenSpec, mhash: str | None) -> bool:
     out = EXACT_DIR / model / f"{family}.json"
     tpath = EXACT_DIR / model / f"targets_{family}.json"
@@ -165,16 +135,14 @@ def run_suite(model: str, family: str, adapter: object, *, chunk: int, progress:
     if _done(model, family, spec, mhash):
         print(f"[{model}/{family}] done already; skipped", flush=True)
         return {"skipped": True}
-    lock = EXACT_DIR / model / f".{family}.lock"
-    if not _lock(lock):
-        print(f"[{model}/{family}] being built by another process; skipped", flush=True)
-        return {"skipped": True}
     try:
-        if _done(model, family, spec, mhash):
-            return {"skipped": True}
-        return _compute(model, family, spec, adapter, chunk=chunk, progress=progress)
-    finally:
-        lock.unlink(missing_ok=True)
+        with output_lock(EXACT_DIR / model / f"{family}.json"):  # one builder per suite
+            if _done(model, family, spec, mhash):
+                return {"skipped": True}
+            return _compute(model, family, spec, adapter, chunk=chunk, progress=progress)
+    except InputValueError as exc:  # another builder process holds the lock
+        print(f"[{model}/{family}] being built by another process; skipped ({exc})", flush=True)
+        return {"skipped": True}
 
 
 def _compute(model: str, family: str, spec: TokenSpec, adapter: object, *, chunk: int, progress: bool | None) -> dict:

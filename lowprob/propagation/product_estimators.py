@@ -32,7 +32,7 @@ import numpy as np
 
 from lowprob._validation import as_generator, check_budget, check_int
 from lowprob.errors import InputTypeError, InputValueError
-from lowprob.estimate import Cost, Estimate
+from lowprob.estimate import Estimate
 from lowprob.propagation.loop import PropagationTrace, backward_claims, propagate
 from lowprob.propagation.permutation_density import SliceDensity, slice_degree_projector
 from lowprob.propagation.product_samples import cube_cloud, permutation_cloud
@@ -43,7 +43,7 @@ from lowprob.propagation.product_steps import (
     row_steps,
 )
 from lowprob.propagation.sample_cloud import drop_dead_samples
-from lowprob.propagation.toy_estimators import BatchResult
+from lowprob.propagation.toy_estimators import BatchResult, trace_estimate
 from lowprob.propagation.walsh_density import (
     WalshDensity,
     walsh_level_projector,
@@ -124,22 +124,7 @@ class ProductEstimator(abc.ABC):
 
     def estimate(self, problem: object, budget: int, *, seed: object = None) -> Estimate:
         """``p_hat = E_{M_k}[1]`` after all factors, with budget ``K``."""
-        tr = self.trace(problem, budget, seed=seed)
-        value = float(np.asarray(tr.value).reshape(-1)[0])
-        return Estimate.from_value(
-            value,
-            std_error=self._std_error(value, int(budget)),
-            cost=Cost(samples=tr.max_terms, flops=tr.flops, seconds=tr.seconds),
-            method=self.name,
-            budget=int(budget),
-            budget_unit=self.budget_unit,
-            diagnostics={
-                "terms_per_step": [r.terms for r in tr.records],
-                "flops_by_label": tr.flops_by_label,
-                "precomputation_flops": tr.precomputation_flops,
-                "flop_counting": "analytic (lowprob.propagation.flops)",
-            },
-        )
+        return trace_estimate(self, self.trace(problem, budget, seed=seed), budget)
 
     def estimate_batch(self, data: object, budget: int, *, seed: object = None, n: int | None = None) -> BatchResult:
         """Estimates for a batch of instances of one shape (``(B, k, w)`` literals or ``(B, n, n)``)."""

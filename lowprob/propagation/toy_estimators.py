@@ -68,6 +68,7 @@ from lowprob.toy_models.halfspace import HalfspaceToy, as_halfspace_toy
 from lowprob.toy_models.registry import TOY_ESTIMATORS
 
 __all__ = [
+    "trace_estimate",
     "BatchResult",
     "ClenshawKernelEstimator",
     "KERNEL_ROTATED_REPRESENTATIONS",
@@ -102,6 +103,29 @@ class BatchResult:
 
 
 @dataclass
+def trace_estimate(estimator: Any, tr: PropagationTrace, budget: int) -> Estimate:
+    """The :class:`~lowprob.Estimate` of a propagation trace: ``p_hat = E_{M_last}[1]`` (the
+    trace's value), its cost (terms, counted FLOPs, seconds) and the per-step diagnostics.
+
+    ``estimator`` supplies ``name``, ``budget_unit`` and ``_std_error(value, budget)``.
+    """
+    value = float(np.asarray(tr.value).reshape(-1)[0])
+    return Estimate.from_value(
+        value,
+        std_error=estimator._std_error(value, int(budget)),
+        cost=Cost(samples=tr.max_terms, flops=tr.flops, seconds=tr.seconds),
+        method=estimator.name,
+        budget=int(budget),
+        budget_unit=estimator.budget_unit,
+        diagnostics={
+            "terms_per_step": [r.terms for r in tr.records],
+            "flops_by_label": tr.flops_by_label,
+            "precomputation_flops": tr.precomputation_flops,
+            "flop_counting": "analytic (lowprob.propagation.flops)",
+        },
+    )
+
+
 class ToyPropagationEstimator(abc.ABC):
     """Base class: a representation + projector run through the generic loop."""
 
@@ -151,22 +175,7 @@ class ToyPropagationEstimator(abc.ABC):
 
     def estimate(self, problem: object, budget: int, *, seed: object = None) -> Estimate:
         """``p_hat = E_{M_m}[1]`` after propagating through the ``m`` neurons with budget ``K``."""
-        tr = self.trace(problem, budget, seed=seed)
-        value = float(np.asarray(tr.value).reshape(-1)[0])
-        return Estimate.from_value(
-            value,
-            std_error=self._std_error(value, int(budget)),
-            cost=Cost(samples=tr.max_terms, flops=tr.flops, seconds=tr.seconds),
-            method=self.name,
-            budget=int(budget),
-            budget_unit=self.budget_unit,
-            diagnostics={
-                "terms_per_step": [r.terms for r in tr.records],
-                "flops_by_label": tr.flops_by_label,
-                "precomputation_flops": tr.precomputation_flops,
-                "flop_counting": "analytic (lowprob.propagation.flops)",
-            },
-        )
+        return trace_estimate(self, self.trace(problem, budget, seed=seed), budget)
 
     def estimate_batch(self, Ws: object, budget: int, *, seed: object = None) -> BatchResult:
         """Estimates for ``Ws`` of shape ``(B, m, n)`` (homogeneous half-spaces), in tiles."""
