@@ -102,7 +102,6 @@ class BatchResult:
     precomputation_flops: float
 
 
-@dataclass
 def trace_estimate(estimator: Any, tr: PropagationTrace, budget: int) -> Estimate:
     """The :class:`~lowprob.Estimate` of a propagation trace: ``p_hat = E_{M_last}[1]`` (the
     trace's value), its cost (terms, counted FLOPs, seconds) and the per-step diagnostics.
@@ -126,6 +125,7 @@ def trace_estimate(estimator: Any, tr: PropagationTrace, budget: int) -> Estimat
     )
 
 
+@dataclass
 class ToyPropagationEstimator(abc.ABC):
     """Base class: a representation + projector run through the generic loop."""
 
