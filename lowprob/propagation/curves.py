@@ -449,13 +449,16 @@ def plot_curves(result: dict[str, Any], path: str | Path) -> None:
     plt.close(fig)
 
 
-def write_results(result: dict[str, Any], out: str | Path, stem: str = "curves") -> tuple[Path, Path]:
-    """Write ``<out>/<stem>.json`` and ``<out>/<stem>.png``."""
+def write_results(
+    result: dict[str, Any], out: str | Path, stem: str = "curves", *, plot: Any = None
+) -> tuple[Path, Path]:
+    """Write ``<out>/<stem>.json`` (strict JSON, atomic) and ``<out>/<stem>.png`` (drawn by
+    ``plot(result, path)``, default :func:`plot_curves`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jp, pp = out / f"{stem}.json", out / f"{stem}.png"
     atomic_write_json(jp, result, indent=1)
-    plot_curves(result, pp)
+    (plot or plot_curves)(result, pp)
     return jp, pp
 
 

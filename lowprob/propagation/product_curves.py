@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from lowprob._io import atomic_write_json
 from lowprob._progress import progress
 from lowprob._validation import as_generator, check_int
 from lowprob.propagation.curves import _equal_flops_rows, fit_slope
@@ -283,12 +282,9 @@ def plot_product_curves(result: dict[str, Any], path: str | Path) -> None:
 
 def write_product_results(result: dict[str, Any], out: str | Path, stem: str) -> tuple[Path, Path]:
     """``<out>/<stem>.json`` (strict, atomic) and ``<out>/<stem>.png``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    jp, pp = out / f"{stem}.json", out / f"{stem}.png"
-    atomic_write_json(jp, result, indent=1)
-    plot_product_curves(result, pp)
-    return jp, pp
+    from lowprob.propagation.curves import write_results
+
+    return write_results(result, out, stem, plot=plot_product_curves)
 
 
 def parse_problem_budgets(spec: list[str]) -> dict[str, tuple[int, ...]]:
