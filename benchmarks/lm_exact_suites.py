@@ -52,7 +52,7 @@ from lowprob.lm_bridge.exact_truth import (  # noqa: E402
 )
 from lowprob.lm_bridge.families import DEV_FAMILIES, HELDOUT_FAMILIES  # noqa: E402
 from lowprob.lm_bridge.zoo import DATA_DIR, SHIPPED_MODELS, load_shipped, load_shipped_spec  # noqa: E402
-from lowprob.sharding import output_lock  # noqa: E402
+from lowprob.sharding import output_lock, remove_state  # noqa: E402
 
 EXACT_DIR = DATA_DIR / "exact"
 RESULTS = ROOT / "benchmarks" / "results" / "lm_exact_suites.json"
@@ -157,7 +157,7 @@ def _compute(model: str, family: str, spec: TokenSpec, adapter: object, *, chunk
     truth.save(out)
     targets = select_exact_targets(truth, **SELECTION)
     save_exact_targets(tpath, truth, targets, family=family, **SELECTION)
-    state.unlink(missing_ok=True)
+    remove_state(state)
     print(f"[{model}/{family}] {truth.seconds:.0f} s, tie mass {truth.tie_mass:.2e}, {len(targets)} targets", flush=True)
     return {"skipped": False}
 

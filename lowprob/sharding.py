@@ -31,6 +31,7 @@ The state directory must be visible to every rank (a shared filesystem for multi
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -219,13 +220,14 @@ def _load_parts(directory: Path, plan: ChunkPlan) -> _Done:
                 values = z["values"]
         except Exception as exc:  # noqa: BLE001 -- any unreadable file is refused the same way
             raise InputValueError(
-                f"checkpoint part {str(path)!r} is unreadable ({type(exc).__name__}: {exc}); it was left "
-                f"untouched. Delete {str(directory)!r} to start over."
+                f"checkpoint part {str(path)!r} is corrupted or unreadable ({type(exc).__name__}: {exc}); it was "
+                f"left untouched. Delete {str(directory)!r} to start over."
             ) from None
         if meta.get("format") != PART_FORMAT or meta.get("key") != want:
             raise InputValueError(
-                f"checkpoint part {str(path)!r} belongs to another job (model, spec, seed, batch size or chunk "
-                f"plan differ): {meta.get('key')!r} vs {want!r}. Pass another --out or delete {str(directory)!r}."
+                f"checkpoint part {str(path)!r} belongs to another run (model, spec, seed, batch size or chunk "
+                f"plan differ): {meta.get('key')!r} vs {want!r}; it was left untouched. Pass another --out or "
+                f"delete {str(directory)!r}."
             )
         overlap = done.chunks.intersection(int(k) for k in chunks)
         if overlap:
@@ -377,6 +379,7 @@ def run_chunks(
     show_progress: bool | None = None,
     desc: str = "",
     prior: tuple[set[int], np.ndarray] | None = None,
+    max_chunks: int | None = None,
 ) -> ShardResult:
     """Compute ``sum_k fn(k)`` over ``plan``'s chunks on every rank, resuming from ``state_dir``.
 
@@ -389,6 +392,8 @@ def run_chunks(
         checkpoint_seconds: save this rank's part at least this often (and after its first chunk).
         prior: int64 jobs only: chunks already summed elsewhere (e.g. a finished output file being
             extended) and their sum.
+        max_chunks: stop after this many chunks per rank in this call (the result then covers the
+            finished chunks only; ``chunks_done < n_chunks``).
 
     Raises:
         Interrupted: on SIGINT/SIGTERM, after saving this rank's part.
@@ -397,6 +402,11 @@ def run_chunks(
     if not (checkpoint_seconds >= 0 and np.isfinite(checkpoint_seconds)):
         raise InputValueError(f"checkpoint_seconds must be a finite number >= 0, got {checkpoint_seconds!r}.")
     directory = Path(state_dir) if state_dir is not None else None
+    if directory is not None and directory.exists() and not directory.is_dir():
+        raise InputValueError(
+            f"checkpoint directory {str(directory)!r} is a file (corrupted, or another program's state); it was left "
+            "untouched. Delete it or pass another --out."
+        )
     done = _load_parts(directory, plan) if directory is not None else _Done(
         set(), np.zeros(plan.width, np.int64) if plan.dtype == "int64" else None, {}, 0.0)
     if prior is not None:
@@ -412,6 +422,9 @@ def run_chunks(
     part = _Part(directory, plan, info, run_id) if directory is not None else None
     mine = plan.assigned(info, done.chunks)
     n_mine = plan.n_assigned(info, done.chunks)
+    if max_chunks is not None:
+        n_mine = min(n_mine, check_int("max_chunks", max_chunks, minimum=1))
+        mine = itertools.islice(mine, n_mine)
     if plan.dtype == "float64" and plan.n_chunks * plan.width * 8 > MAX_ROWS_BYTES:
         raise InputValueError(
             f"a float64 job keeps one row per chunk for its bit-identical reduction: {plan.n_chunks} chunks x "

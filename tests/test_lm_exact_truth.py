@@ -192,10 +192,15 @@ def test_corrupted_or_foreign_state_is_refused_and_untouched(tmp_path):
     assert state.read_bytes() == before
     other = tmp_path / "o.state"
     exact_argmax(ad, _spec(seed=5), state_path=other, chunk=7, max_chunks=1)
-    before = other.read_bytes()
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
     with pytest.raises(InputValueError, match="another run.*spec_hash.*left untouched"):
         exact_argmax(ad, _spec(), state_path=other, chunk=7)
-    assert other.read_bytes() == before
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+    part = next(other.iterdir())
+    part.write_bytes(b"not an npz")
+    with pytest.raises(InputValueError, match="corrupted.*left untouched"):
+        exact_argmax(ad, _spec(seed=5), state_path=other, chunk=7)
+    assert part.read_bytes() == b"not an npz"
 
 
 def test_resume_is_bitwise_identical(tmp_path):
@@ -204,7 +209,7 @@ def test_resume_is_bitwise_identical(tmp_path):
     full = exact_argmax(ad, spec, chunk=3000)
     state = tmp_path / "r.state"
     part = exact_argmax(ad, spec, chunk=3000, state_path=state, max_chunks=7)
-    assert not part.complete and part.chunks_done == 7 and state.is_file()
+    assert not part.complete and part.chunks_done == 7 and state.is_dir()
     done = exact_argmax(ad, spec, chunk=3000, state_path=state, max_chunks=3)
     done = exact_argmax(ad, spec, chunk=3000, state_path=state)
     assert done.complete and done.n_chunks == full.n_chunks > 10

@@ -144,7 +144,7 @@ def test_mismatched_or_corrupted_state_is_refused_and_left_untouched(tmp_path):
         run_chunks(_plan("int64"), lambda k: _int_chunk(k) if k < 4 else (_ for _ in ()).throw(KeyboardInterrupt()),
                    state_dir=state)
     other = ChunkPlan(N_CHUNKS, WIDTH, "int64", {"job": "another"})
-    with pytest.raises(InputValueError, match="belongs to another job"):
+    with pytest.raises(InputValueError, match="belongs to another run"):
         run_chunks(other, _int_chunk, state_dir=state)
     part = next(state.glob("part-*.npz"))
     part.write_bytes(b"not an npz")
@@ -273,3 +273,26 @@ def test_torchrun_mlp_truth_equals_single_process(tmp_path):
     assert one.returncode == 0, one.stderr[-2000:]
     a, b = json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text())
     assert a["means"] == b["means"] and a["metadata"]["world_size"] == 2
+
+
+@pytest.mark.lm
+@pytest.mark.slow
+def test_torchrun_exact_enumeration_equals_single_process(tmp_path):
+    """``--exact`` under torchrun: float64 per-chunk rows, reduced in chunk order, bit for bit."""
+    pytest.importorskip("transformers")
+    from lm_fixtures import save_tiny, tiny_gpt2
+
+    model_dir = save_tiny(tiny_gpt2(n_layer=2, vocab=16, d=16, n_ctx=8), tmp_path / "m")
+    probs = (np.arange(1, 16) / np.arange(1, 16).sum()).tolist()
+    spec = {"positions": [{"token": 0}] + [{"tokens": list(range(1, 16)), "probs": probs}] * 4}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    common = ["lm", "ground-truth", "--exact", "--model", str(model_dir), "--dist", str(tmp_path / "spec.json"),
+              "--chunk", "2**10", "--device", "cpu", "--no-progress"]
+    two = _cli(common, tmp_path / "two.json", ranks=2)
+    assert two.returncode == 0, two.stderr[-2000:]
+    one = _cli(common, tmp_path / "one.json")
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, b = json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text())
+    for k in ("probs", "probs_low", "probs_high", "tie_mass"):
+        assert a[k] == b[k], k
+    assert a["n_inputs"] == 15**4 and not shard_dir(tmp_path / "two.json").exists()

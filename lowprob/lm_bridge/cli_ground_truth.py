@@ -19,7 +19,7 @@ with the same counts as one process. A plain ``python -m lowprob`` is one proces
 enumerates the whole support instead (:func:`lowprob.lm_bridge.exact_truth.exact_argmax`) and writes
 ``lowprob.exact_truth/1`` JSON: ``probs`` (length V, float64, ties as ``torch.argmax``), ``n_inputs``,
 ``probs_low``/``probs_high`` (near-tie interval), ``tie_threshold``, ``tie_mass``, ``model_hash``,
-``spec_hash``, ``seconds`` and ``diagnostics``. Progress is kept in ``FILE.json.state`` (resumed by
+``spec_hash``, ``seconds`` and ``diagnostics``. Progress is kept in ``FILE.json.shards/`` (resumed by
 rerunning the same command; removed once ``FILE.json`` is written). A bare family name as ``--dist``
 means that family's short exact-suite spec (``lowprob/data/exact/specs/<family>.json``). ``--targets`` writes exact targets
 (``p`` in ``[--p-min, --p-max]``, near-tie interval narrower than ``--max-rel-width * p``).
@@ -173,6 +173,7 @@ def run_exact(args: argparse.Namespace) -> int:
     from lowprob.lm_bridge.distributions import TokenSpec
     from lowprob.lm_bridge.families import FAMILIES
     from lowprob.lm_bridge.zoo import SHIPPED_MODELS, load_shipped, shipped_model_dir
+    from lowprob.sharding import close_ranks, init_ranks, output_lock, remove_state
 
     try:
         if args.samples is not None:
@@ -197,12 +198,21 @@ def run_exact(args: argparse.Namespace) -> int:
         state = ex.default_state_path(out)
         kw = {k: v for k, v in (("max_inputs", args.max_inputs), ("tie_threshold", args.tie_threshold),
                                 ("chunk", args.chunk)) if v is not None}
-        truth = ex.exact_argmax(
-            adapter, spec, **kw, state_path=state, checkpoint_seconds=args.checkpoint_seconds, fast=not args.no_fast,
-            show_progress=args.progress, metadata={"model_dir": str(model_dir), "spec_file": str(dist)},
-        )
-        truth.save(out)
-        state.unlink(missing_ok=True)
+        ranks = init_ranks(device.type)
+        try:
+            with output_lock(out) if ranks.is_main else contextlib.nullcontext():
+                truth = ex.exact_argmax(
+                    adapter, spec, **kw, state_path=state, checkpoint_seconds=args.checkpoint_seconds,
+                    fast=not args.no_fast, show_progress=args.progress, ranks=ranks,
+                    metadata={"model_dir": str(model_dir), "spec_file": str(dist)},
+                )
+                if ranks.is_main:
+                    truth.save(out)
+                    remove_state(state)
+        finally:
+            close_ranks(ranks)
+        if not ranks.is_main:
+            return 0
         summary = {
             "out": str(out), "n_inputs": truth.n_inputs, "seconds": truth.seconds,
             "inputs_per_second": truth.n_inputs / truth.seconds if truth.seconds > 0 else None,

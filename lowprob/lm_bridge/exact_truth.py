@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,12 +53,12 @@ import numpy as np
 import torch
 
 from lowprob._io import atomic_write_json
-from lowprob._progress import progress
 from lowprob._validation import check_int
 from lowprob.errors import InputTypeError, InputValueError
 from lowprob.lm_bridge.adapters.base import ModelAdapter
 from lowprob.lm_bridge.distributions import CategoricalPosition, TokenSpec
 from lowprob.lm_bridge.ground_truth import _gpt2_supported, _GPT2Argmax
+from lowprob.sharding import ChunkPlan, RankInfo, run_chunks, shard_dir
 
 __all__ = [
     "DEFAULT_MAX_INPUTS",
@@ -335,18 +334,17 @@ class _Accumulator:
         else:
             self.low += torch.bincount(idx, weights=w, minlength=V).cpu().numpy()
 
-    def state(self) -> dict[str, Any]:
-        return {"probs": self.probs.tolist(), "low": self.low.tolist(), "high_add": self.high_add.tolist(),
-                "tie_mass": self.tie_mass, "n_tied": self.n_tied}
+    def vector(self) -> np.ndarray:
+        """``(probs, low, high_add, tie_mass, n_tied)`` as one float64 row of length ``3 V + 2``."""
+        return np.concatenate([self.probs, self.low, self.high_add, [self.tie_mass, float(self.n_tied)]])
 
-    def load(self, obj: dict[str, Any]) -> None:
-        for k in ("probs", "low", "high_add"):
-            a = np.asarray(obj[k], dtype=np.float64)
-            if a.shape != (self.V,):
-                raise ValueError(f"{k} has shape {a.shape}, expected ({self.V},)")
-            setattr(self, k, a)
-        self.tie_mass = float(obj["tie_mass"])
-        self.n_tied = int(obj["n_tied"])
+    @classmethod
+    def from_vector(cls, v: np.ndarray, thr: float) -> _Accumulator:
+        V = (v.size - 2) // 3
+        acc = cls(V, thr)
+        acc.probs, acc.low, acc.high_add = v[:V].copy(), v[V : 2 * V].copy(), v[2 * V : 3 * V].copy()
+        acc.tie_mass, acc.n_tied = float(v[-2]), int(round(v[-1]))
+        return acc
 
 
 # -- the plan --------------------------------------------------------------------------------------
@@ -387,36 +385,9 @@ def _digits(idx: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
 
 
 # -- state file ------------------------------------------------------------------------------------
-def _read_state(path: Path, key: dict[str, Any], acc: _Accumulator) -> tuple[int, float]:
-    try:
-        obj = json.loads(path.read_text())
-        if not isinstance(obj, dict) or obj.get("format") != STATE_FORMAT:
-            raise ValueError(f"format {obj.get('format') if isinstance(obj, dict) else None!r}, expected {STATE_FORMAT!r}")
-        got = obj["key"]
-        done = int(obj["chunks_done"])
-        secs = float(obj["seconds"])
-        if got == key:
-            acc.load(obj["sums"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputValueError(
-            f"state file {str(path)!r} is corrupted or not an exact-enumeration state ({exc}); it was left untouched. "
-            "Delete it to start over, or pass another --out."
-        ) from exc
-    if got != key:
-        diff = sorted(k for k in set(key) | set(got) if got.get(k) != key.get(k))
-        raise InputValueError(
-            f"state file {str(path)!r} belongs to another run (differs in {diff!r}: {[got.get(k) for k in diff]!r} "
-            f"vs {[key.get(k) for k in diff]!r}); it was left untouched. Delete it or pass another --out."
-        )
-    if not 0 <= done <= key["plan"]["n_chunks"]:
-        raise InputValueError(f"state file {str(path)!r} says {done!r} chunks done of {key['plan']['n_chunks']}; it was left untouched.")
-    return done, secs
-
-
 def default_state_path(out: str | Path) -> Path:
-    """``FILE.json`` -> ``FILE.json.state`` (the resume file next to the output)."""
-    out = Path(out)
-    return out.with_name(out.name + ".state")
+    """``FILE.json`` -> ``FILE.json.shards`` (the per-rank checkpoint directory next to the output)."""
+    return shard_dir(out)
 
 
 # -- the entry point -------------------------------------------------------------------------------
@@ -434,6 +405,7 @@ def exact_argmax(
     fast: bool = True,
     show_progress: bool | None = None,
     metadata: dict[str, Any] | None = None,
+    ranks: RankInfo | None = None,
 ) -> ExactTruth:
     """Exact argmax probabilities of every token by enumerating ``spec``'s support (module docstring).
 
@@ -444,11 +416,15 @@ def exact_argmax(
         tie_threshold: inputs with top-two logit gap ``< tie_threshold`` form the near-tie interval.
         chunk: inputs per enumeration chunk (the unit of checkpointing and resume; part of the plan).
         batch: inputs per final-position forward (memory ~ ``batch * V`` floats for the logits).
-        state_path: resume file: partial sums after whole chunks (refused if corrupted or for another
-            run, and then left untouched).
+        state_path: checkpoint directory (:func:`default_state_path`): one part file per rank with the
+            rows of its finished chunks (refused if corrupted or for another run, and then left
+            untouched); a rerun with any world size resumes it.
         checkpoint_seconds: minimum time between state writes (the last chunk is always written).
         max_chunks: stop after this many chunks in this call (returns an incomplete result).
         fast: use the GPT-2 tree enumerator where supported (else :meth:`ModelAdapter.logits`).
+        ranks: ``torchrun`` ranks from :func:`lowprob.sharding.init_ranks` (default: one process);
+            each rank enumerates a disjoint set of chunks, rank 0 gets the result (bit-identical to
+            one process: per-chunk float64 rows added in chunk order).
 
     Returns:
         :class:`ExactTruth` with ``probs`` ``(V,)`` float64 summing to 1 when complete.
@@ -460,6 +436,7 @@ def exact_argmax(
         raise InputValueError(f"tie_threshold must be a finite number >= 0, got {tie_threshold!r}.")
     if max_chunks is not None:
         max_chunks = check_int("max_chunks", max_chunks, minimum=1)
+    ranks = ranks or RankInfo()
     tree = fast and _gpt2_supported(adapter)
     n = _validate_spec(spec, adapter, max_inputs, tree)
     device = adapter.device
@@ -469,11 +446,6 @@ def exact_argmax(
     mhash = getattr(adapter, "model_hash", None)
     key = {"model_hash": mhash, "spec_hash": spec.spec_hash(), "tie_threshold": float(tie_threshold),
            "plan": plan.to_json(), "batch": batch}
-    acc = _Accumulator(V, float(tie_threshold))
-    done, seconds = 0, 0.0
-    state = Path(state_path) if state_path is not None else None
-    if state is not None and state.exists():
-        done, seconds = _read_state(state, key, acc)
     diagnostics: dict[str, Any] = {
         **(metadata or {}),
         "model": getattr(adapter, "name", None),
@@ -483,6 +455,7 @@ def exact_argmax(
         "kernel": plan.kernel,
         "plan": plan.to_json(),
         "flops_per_input_estimate": flops_per_input(adapter.d_model, V, adapter.n_layers, spec.length),
+        "world_size": ranks.world_size,
     }
     if not tree:
         diagnostics["note"] = (
@@ -493,34 +466,31 @@ def exact_argmax(
     qs = [torch.as_tensor(np.array(p.normalized), dtype=torch.float64, device=device) for p in spec.positions]
     enum = _TreeEnumerator(adapter, spec, device) if tree else None
 
-    def save_state(k: int, secs: float) -> None:
-        if state is not None:
-            atomic_write_json(state, {"format": STATE_FORMAT, "key": key, "chunks_done": k, "seconds": secs,
-                                      "sums": acc.state()}, indent=None)
+    def chunk_row(c: int) -> np.ndarray:
+        acc = _Accumulator(V, float(tie_threshold))
+        with torch.no_grad():
+            if enum is not None:
+                _tree_chunk(enum, plan, c, toks, qs, acc, batch)
+            else:
+                _flat_chunk(adapter, plan, c, toks, qs, acc, batch)
+        return acc.vector()
 
+    # one float64 row per chunk, added in chunk order: any number of torchrun ranks, and any history
+    # of interruptions, gives the same bits (lowprob.sharding)
+    cplan = ChunkPlan(plan.n_chunks, 3 * V + 2, "float64", key)
     old_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
-    stop = plan.n_chunks if max_chunks is None else min(plan.n_chunks, done + max_chunks)
-    t0 = time.perf_counter()
-    t_last = t0
     try:
-        with torch.no_grad():
-            for c in progress(range(done, stop), total=stop - done, desc=f"exact {diagnostics['family'] or ''}",
-                              enabled=show_progress):
-                if enum is not None:
-                    _tree_chunk(enum, plan, c, toks, qs, acc, batch)
-                else:
-                    _flat_chunk(adapter, plan, c, toks, qs, acc, batch)
-                done = c + 1
-                now = time.perf_counter()
-                if now - t_last >= checkpoint_seconds or done == stop:
-                    save_state(done, seconds + now - t0)
-                    t_last = now
+        res = run_chunks(cplan, chunk_row, state_dir=state_path, info=ranks, checkpoint_seconds=checkpoint_seconds,
+                         show_progress=show_progress, desc=f"exact {diagnostics['family'] or ''}", max_chunks=max_chunks)
         if device.type == "cuda":
             torch.cuda.synchronize()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old_tf32
-    seconds += time.perf_counter() - t0
+    total = res.total if res.total is not None else np.zeros(3 * V + 2)  # other ranks: placeholder
+    acc = _Accumulator.from_vector(total, float(tie_threshold))
+    done, seconds = res.chunks_done, res.seconds_all_runs
+    diagnostics["this_run"] = {"seconds": res.seconds, "chunks": res.chunks_this_run, "per_rank": res.per_rank}
     return ExactTruth(
         probs=acc.probs.copy(), probs_low=acc.low.copy(), probs_high=acc.low + acc.high_add, n_inputs=n,
         tie_threshold=float(tie_threshold), tie_mass=acc.tie_mass, n_tied_inputs=acc.n_tied, model_hash=mhash,
