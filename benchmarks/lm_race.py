@@ -15,10 +15,12 @@ continue) and then scores all models together:
 Writes ``<out-dir>/lm_race_<model>.json`` (the bench output, one per model), ``lm_race.json``
 (summary) and ``lm_race.png`` (held-out fitted IS per method and model). Prints a table.
 
-    OMP_NUM_THREADS=1 python benchmarks/lm_race.py --models gelu-1l gelu-2l --n-targets 2 \\
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/lm_race.py --models gelu-1l gelu-2l --n-targets 2 \\
         --budgets 65536 --replicates 1 --max-minutes 40
 
-The models can run in parallel (one process each, ``--models gelu-1l`` and ``--models gelu-2l``),
+Run it from the repository root with ``PYTHONPATH=.``: a script's own folder, not the current
+directory, heads ``sys.path``, so without it ``lowprob`` is whatever the environment installed
+(``meta.targets_dir`` in each bench file shows which tree ran). The models can run in parallel (one process each, ``--models gelu-1l`` and ``--models gelu-2l``),
 then ``--score-only --models gelu-1l gelu-2l`` writes the joint summary.
 """
 

@@ -323,10 +323,16 @@ class BenchState:
 def exact_suite_dirs(model: str, root: str | Path | None = None) -> tuple[Path, Path]:
     """``(targets_dir, specs_dir)`` of the exact-truth suite of a shipped model.
 
-    Layout (``lowprob/data/exact/`` by default): ``specs/<family>.json`` and
+    Layout (``lowprob/data/exact/`` by default, :func:`~lowprob.lm_bridge.exact_truth.shipped_exact_dir`):
+    ``specs/<family>.json`` and
     ``<model>/targets_<family>.json`` (``lowprob.targets/1`` lists with exact ``p``).
     """
-    base = Path(root) if root is not None else Path(__file__).resolve().parent.parent / "data" / "exact"
+    if root is None:
+        from lowprob.lm_bridge.exact_truth import shipped_exact_dir
+
+        base = shipped_exact_dir()
+    else:
+        base = Path(root)
     tdir, sdir = base / model, base / "specs"
     if not tdir.is_dir() or not sdir.is_dir():
         raise InputValueError(
