@@ -33,6 +33,7 @@ WhestBench export (:mod:`lowprob.integrations.whestbench_export`), where the bac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,15 +173,13 @@ class QuadratureActivation(Activation):
     polynomials of degree ``< 2 n_nodes``, spectrally accurate for analytic ``phi``.
     """
 
-    def __init__(self, name: str, fn: str, n_nodes: int = 100) -> None:
+    def __init__(self, name: str, fn: Callable[[Any, ArrayBackend], Any], n_nodes: int = 100) -> None:
         self.name = name
         self._fn = fn
         self.n_nodes = n_nodes
 
     def forward(self, h: Any, backend: ArrayBackend) -> Any:
-        if self._fn == "gelu":
-            return h * backend.ndtr(h)
-        return backend.xp.tanh(h)
+        return self._fn(h, backend)
 
     def tables_flops(self, width: int, order: int) -> int:
         return self.n_nodes * (TRANSCENDENTAL_FLOPS + 4 * (max(order, 3) + 2)) * width
@@ -212,5 +211,13 @@ class QuadratureActivation(Activation):
 #: The activations lowprob knows (registered by name in
 #: :data:`lowprob.toy_models.random_mlp.ACTIVATIONS`).
 RELU = ReLU()
-GELU = QuadratureActivation("gelu", "gelu")
-TANH = QuadratureActivation("tanh", "tanh")
+def _gelu(h: Any, backend: ArrayBackend) -> Any:
+    return h * backend.ndtr(h)
+
+
+def _tanh(h: Any, backend: ArrayBackend) -> Any:
+    return backend.xp.tanh(h)
+
+
+GELU = QuadratureActivation("gelu", _gelu)
+TANH = QuadratureActivation("tanh", _tanh)
