@@ -75,21 +75,29 @@ def _check_methods(methods: list[str], budgets: dict[str, tuple[int, ...]], d: i
 
 
 def _run(args: argparse.Namespace) -> int:
-    runner = {"halfspace": _run_halfspace}.get(args.problem, _run_product)
-    return runner(args)
+    from lowprob.errors import InputValueError
+    from lowprob.propagation.curves import CURVE_PROBLEMS
+    from lowprob.propagation.product_curves import PRODUCT_CURVE_PROBLEMS
+
+    if args.problem in CURVE_PROBLEMS:
+        return _run_halfspace(args)
+    if args.problem in PRODUCT_CURVE_PROBLEMS:
+        return _run_product(args)
+    known = sorted(map(str, [*CURVE_PROBLEMS.keys(), *PRODUCT_CURVE_PROBLEMS.keys()]))
+    raise InputValueError(f"unknown curve problem {args.problem!r}; known: {', '.join(map(repr, known))}.")
 
 
 def _run_product(args: argparse.Namespace) -> int:
     from lowprob._validation import check_int
     from lowprob.propagation.product_curves import (
-        CURVE_PROBLEMS,
+        PRODUCT_CURVE_PROBLEMS,
         ProductCurveConfig,
         parse_problem_budgets,
         run_product_curves,
         write_product_results,
     )
 
-    CURVE_PROBLEMS.get(args.problem)
+    PRODUCT_CURVE_PROBLEMS.get(args.problem)
     cfg = ProductCurveConfig(
         problem=args.problem,
         n=check_int("--n", args.n, minimum=3),

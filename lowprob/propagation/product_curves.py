@@ -15,7 +15,7 @@ instance statistics, so sampling with ``N`` samples sits on ``1/N``; the trivial
 ``E p`` sits at ``Var p / E[p(1-p)]``. Slopes (OLS of ``log nMSE`` on ``log budget`` and on
 ``log FLOPs``, percentile-bootstrap intervals over instances) are fitted on the budgets whose
 whole 95 % interval lies below the trivial level (the method has left the plateau) and whose
-error is non-zero. Problems are registered in :data:`CURVE_PROBLEMS`
+error is non-zero. Problems are registered in :data:`PRODUCT_CURVE_PROBLEMS`
 (``lowprob curves --problem NAME``); ``halfspace`` is the original
 :mod:`lowprob.propagation.curves` job.
 """
@@ -38,8 +38,8 @@ from lowprob.registry import Registry
 from lowprob.toy_models.registry import get_toy_estimator
 
 __all__ = [
-    "CURVE_PROBLEMS",
-    "CurveProblem",
+    "PRODUCT_CURVE_PROBLEMS",
+    "ProductCurveProblem",
     "ProductCurveConfig",
     "plot_product_curves",
     "run_product_curves",
@@ -48,8 +48,14 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class CurveProblem:
-    """A curve problem: how to draw instances with exact truth, their statistics, defaults."""
+class ProductCurveProblem:
+    """A discrete random-product family (#3-SAT, permanents): how to draw instances with exact
+    truth, their statistics, default methods and budgets.
+
+    The halfspace family (Gaussian inputs, stratified on feasibility, weight matrices) runs
+    through :func:`lowprob.propagation.curves.run_curves` and its ``CURVE_PROBLEMS``; this runner
+    shares its slope fit, equal-FLOP rows and writer.
+    """
 
     draw: Callable[[ProductCurveConfig, np.random.Generator], tuple[np.ndarray, np.ndarray]]
     statistics: Callable[[ProductCurveConfig], dict[str, Any]]
@@ -59,7 +65,7 @@ class CurveProblem:
     describe: Callable[[ProductCurveConfig], str]
 
 
-CURVE_PROBLEMS: Registry[CurveProblem] = Registry("curve problem", plugins=True)
+PRODUCT_CURVE_PROBLEMS: Registry[ProductCurveProblem] = Registry("curve problem", plugins=True)
 
 
 @dataclass(frozen=True)
@@ -133,14 +139,14 @@ def _perm_stats(cfg: ProductCurveConfig) -> dict[str, Any]:
     return out
 
 
-CURVE_PROBLEMS.add("sat", CurveProblem(
+PRODUCT_CURVE_PROBLEMS.add("sat", ProductCurveProblem(
     _sat_draw, _sat_stats, ("sat-walsh", "sat-walsh-topk", "sat-sampling"),
     {"sat-walsh": (1, 137, 697, 2517, 6885), "sat-walsh-topk": (100, 300, 1000, 3000),
      "sat-sampling": (100, 1000, 10_000, 100_000)},
     {"sat-walsh": 137, "sat-walsh-topk": 300, "sat-sampling": 100},
     lambda c: f"random 3-SAT n={c.n}, k={c.clauses} clauses (ratio {c.clauses / c.n:.2f})",
 ))
-CURVE_PROBLEMS.add("permanent", CurveProblem(
+PRODUCT_CURVE_PROBLEMS.add("permanent", ProductCurveProblem(
     _perm_draw, _perm_stats, ("perm-slice", "perm-sampling"),
     {"perm-slice": (1, 12, 66, 220, 495), "perm-sampling": (100, 1000, 10_000, 100_000)},
     {"perm-slice": 12, "perm-sampling": 100},
@@ -154,7 +160,7 @@ def _boot(rng: np.random.Generator, N: int, R: int) -> np.ndarray:
 
 def run_product_curves(config: ProductCurveConfig, *, log: Any = None) -> dict[str, Any]:
     """Every method at every budget on the same exact-truth instances; a JSON-ready record."""
-    spec = CURVE_PROBLEMS.get(config.problem)
+    spec = PRODUCT_CURVE_PROBLEMS.get(config.problem)
     check_int("instances", config.instances, minimum=2)
     check_int("n", config.n, minimum=3)
     if log is None:
