@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
 
 from scipy import integrate
 from scipy.special import gammaln
@@ -30,7 +32,7 @@ from scipy.special import gammaln
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 
-__all__ = ["InstanceStats", "instance_statistics", "wendel_feasibility_probability"]
+__all__ = ["InstanceStats", "RandomProductStats", "instance_statistics", "wendel_feasibility_probability"]
 
 
 @dataclass(frozen=True)
@@ -149,3 +151,41 @@ def instance_statistics(d: int = 4, m: int = 16) -> InstanceStats:
         feasible_probability=feas,
         mean_p_given_feasible=mean_p / feas if feas > 0 else float("nan"),
     )
+
+
+@dataclass(frozen=True)
+class RandomProductStats:
+    """Exact moments of ``p`` over the random instances of a discrete product family (#3-SAT,
+    {0,1}-permanents): the nMSE denominator ``E p(1-p)`` and the trivial level ``Var p / E p(1-p)``
+    of DESIGN.md section 1. ``params`` names the family's sizes (``{"n": ..., "k": ...}``).
+    """
+
+    params: dict[str, Any]
+    mean_p: float
+    mean_p2: float
+    mean_p_one_minus_p: float
+    var_p: float
+    trivial_mse_ratio: float
+    trivial_equivalent_samples: float
+
+    @classmethod
+    def from_moments(cls, params: dict[str, Any], mean_p: Fraction, mean_p2: Fraction) -> RandomProductStats:
+        """All fields from exact ``E p`` and ``E p^2`` (rationals; rounded to float64 once)."""
+        epq = mean_p - mean_p2
+        var = mean_p2 - mean_p * mean_p
+        ratio = var / epq if epq > 0 else Fraction(0)
+        return cls(dict(params), float(mean_p), float(mean_p2), float(epq), float(var), float(ratio),
+                   float(1 / ratio) if ratio else math.inf)
+
+    def __getattr__(self, name: str) -> Any:  # stats.n, stats.k: the family's sizes
+        params = self.__dict__.get("params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.params, "mean_p": self.mean_p, "mean_p2": self.mean_p2,
+                "mean_p_one_minus_p": self.mean_p_one_minus_p, "var_p": self.var_p,
+                "trivial_mse_ratio": self.trivial_mse_ratio,
+                "trivial_equivalent_samples": self.trivial_equivalent_samples}
+

@@ -23,15 +23,15 @@ permutations (``E[c(j) c(j')] = 1/2`` if ``j = j'`` else ``1/4``),
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputTypeError, InputValueError, UnavailableError
+from lowprob.toy_models.instance_stats import RandomProductStats
 
 __all__ = [
     "PERMANENT_EXACT_LIMIT",
@@ -216,24 +216,11 @@ def ryser_permanent(matrix: object) -> int:
     return x - M if x > M // 2 else x
 
 
-@dataclass(frozen=True)
-class PermanentInstanceStats:
-    """Exact moments of ``p = perm(C)/n!`` over random ``n x n`` matrices."""
-
-    n: int
-    values: str
-    mean_p: float
-    mean_p2: float
-    mean_p_one_minus_p: float
-    var_p: float
-    trivial_mse_ratio: float
-    trivial_equivalent_samples: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+#: The statistics type of this family (one type for every discrete product family).
+PermanentInstanceStats = RandomProductStats
 
 
-def permanent_instance_statistics(n: int, values: str = "binary") -> PermanentInstanceStats:
+def permanent_instance_statistics(n: int, values: str = "binary") -> RandomProductStats:
     """``{0,1}``: ``E p = 2^-n``, ``E p^2 = 4^-n sum_{s<=n} 1/s!``; ``{-1,1}``: ``0`` and ``1/n!``."""
     n = check_int("n", n, minimum=1)
     if values == "binary":
@@ -243,10 +230,4 @@ def permanent_instance_statistics(n: int, values: str = "binary") -> PermanentIn
         ep, ep2 = Fraction(0), Fraction(1, math.factorial(n))
     else:
         raise InputValueError(f"values must be 'binary' or 'signs', got {values!r}.")
-    epq = ep - ep2
-    var = ep2 - ep * ep
-    ratio = var / epq if epq > 0 else Fraction(0)
-    return PermanentInstanceStats(
-        n, values, float(ep), float(ep2), float(epq), float(var), float(ratio),
-        float(1 / ratio) if ratio else math.inf,
-    )
+    return RandomProductStats.from_moments({"n": n, "values": values}, ep, ep2)

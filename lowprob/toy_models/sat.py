@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ import numpy as np
 
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputTypeError, InputValueError, UnavailableError
+from lowprob.toy_models.instance_stats import RandomProductStats
 
 __all__ = [
     "SAT_EXACT_LIMIT",
@@ -256,24 +257,11 @@ def clause_pair_kernel(n: int, width: int = 3) -> np.ndarray:
     return 1.0 - 2.0 ** (1 - w) + 2.0**-w * agree
 
 
-@dataclass(frozen=True)
-class SatInstanceStats:
-    """Exact moments of ``p`` over random ``k``-clause 3-SAT instances on ``n`` variables."""
-
-    n: int
-    k: int
-    mean_p: float
-    mean_p2: float
-    mean_p_one_minus_p: float
-    var_p: float
-    trivial_mse_ratio: float
-    trivial_equivalent_samples: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+#: The statistics type of this family (one type for every discrete product family).
+SatInstanceStats = RandomProductStats
 
 
-def sat_instance_statistics(n: int, k: int, width: int = 3) -> SatInstanceStats:
+def sat_instance_statistics(n: int, k: int, width: int = 3) -> RandomProductStats:
     """``E p = (1 - 2^-w)^k`` and ``E p^2 = sum_d C(n,d) 2^-n kappa(d)^k`` (exact rationals)."""
     n = check_int("n", n, minimum=width)
     k = check_int("k", k, minimum=0)
@@ -282,10 +270,4 @@ def sat_instance_statistics(n: int, k: int, width: int = 3) -> SatInstanceStats:
     kap = [1 - Fraction(2, 2**w) + Fraction(math.comb(n - d, w), 2**w * cnw) for d in range(n + 1)]
     ep = (1 - Fraction(1, 2**w)) ** k
     ep2 = sum(Fraction(math.comb(n, d), 2**n) * kap[d] ** k for d in range(n + 1))
-    epq = ep - ep2
-    var = ep2 - ep * ep
-    ratio = var / epq if epq else Fraction(0)
-    return SatInstanceStats(
-        n, k, float(ep), float(ep2), float(epq), float(var), float(ratio),
-        float(1 / ratio) if ratio else math.inf,
-    )
+    return RandomProductStats.from_moments({"n": n, "k": k}, ep, ep2)
