@@ -33,6 +33,7 @@ WhestBench export (:mod:`lowprob.integrations.whestbench_export`), where the bac
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,25 +99,30 @@ def stack_rows(rows: list[Any], xp: Any) -> Any:
     return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
 
 
-class Activation:
-    """An elementwise nonlinearity ``phi`` with its Gaussian Hermite tables (module docstring)."""
+class Activation(abc.ABC):
+    """An elementwise nonlinearity ``phi`` with its Gaussian Hermite tables (module docstring).
+
+    Subclasses implement :meth:`forward`, :meth:`tables` and :meth:`tables_flops`.
+    """
 
     name: str = "activation"
     homogeneous: bool = False
     flops_per_element: int = 16
     critical_variance: float | None = None
 
+    @abc.abstractmethod
     def forward(self, h: Any, backend: ArrayBackend) -> Any:
-        raise NotImplementedError
+        """``phi(h)`` elementwise, on ``backend``."""
 
+    @abc.abstractmethod
     def tables_flops(self, width: int, order: int) -> int:
         """Analytic FLOPs of :meth:`tables` for ``width`` neurons to Hermite order ``order``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def tables(
         self, m: Any, s: Any, order_a: int, order_b: int, need_e3: bool, backend: ArrayBackend
     ) -> tuple[Any, Any, Any]:
-        raise NotImplementedError
+        """Hermite/Wick tables of ``phi`` under ``N(m, s^2)`` per neuron (module docstring)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
