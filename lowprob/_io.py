@@ -23,7 +23,10 @@ import numpy as np
 
 from lowprob.errors import InputValueError
 
-__all__ = ["NONFINITE", "atomic_write_json", "atomic_write_text", "check_writable", "dumps_strict", "strict_jsonable"]
+__all__ = [
+    "NONFINITE", "atomic_write_json", "atomic_write_text", "check_writable", "dumps_strict", "load_npy",
+    "strict_jsonable",
+]
 
 #: How non-finite floats are spelled in every JSON output of the library.
 NONFINITE = {"inf": "inf", "-inf": "-inf", "nan": "nan"}
@@ -103,3 +106,30 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
     """Strict JSON (see :func:`dumps_strict`) written atomically; returns the path."""
     return atomic_write_text(path, dumps_strict(obj, indent=indent) + "\n")
+
+
+def load_npy(path: str | Path, *, what: str, expect: str) -> np.ndarray:
+    """A numeric array from a ``numpy.save`` file, never unpickling; every failure is an
+    :class:`~lowprob.errors.InputValueError` naming the option ``what`` and saying what to save
+    (``expect``, e.g. ``"a float array of shape (m, d)"``)."""
+    p = Path(path)
+    hint = f"save {expect} with numpy.save(path, array) (pickles are not accepted)"
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+    except FileNotFoundError:
+        raise InputValueError(f"{what}: file {str(p)!r} does not exist.") from None
+    except OSError as exc:
+        raise InputValueError(f"{what}: cannot open {str(p)!r}: {exc}.") from None
+    if magic != b"\x93NUMPY":
+        raise InputValueError(f"{what}: {str(p)!r} is not a .npy file (wrong header {magic!r}); {hint}.")
+    try:
+        A = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputValueError(f"{what}: cannot read {str(p)!r} as a .npy array ({exc}); {hint}.") from None
+    if not isinstance(A, np.ndarray) or A.dtype.kind not in "fiub":
+        raise InputValueError(
+            f"{what}: {str(p)!r} must hold a numeric array, got {type(A).__name__} of dtype "
+            f"{getattr(A, 'dtype', None)!r}; {hint}."
+        )
+    return A

@@ -58,34 +58,9 @@ def _int(name: str):
 
 def load_weights(path: str | Path) -> HalfspaceToy:
     """Load an ``(m, d)`` float array saved with ``numpy.save`` (never unpickles)."""
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            magic = fh.read(6)
-    except FileNotFoundError:
-        raise InputValueError(f"--weights: file {str(p)!r} does not exist.") from None
-    except OSError as exc:
-        raise InputValueError(f"--weights: cannot open {str(p)!r}: {exc}.") from None
-    if magic != b"\x93NUMPY":
-        raise InputValueError(
-            f"--weights: {str(p)!r} is not a .npy file (wrong header {magic!r}); save the "
-            "weights with numpy.save(path, W) as a float array of shape (m, d)."
-        )
-    try:
-        W = np.load(p, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputValueError(f"--weights: file {str(p)!r} does not exist.") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputValueError(
-            f"--weights: cannot read {str(p)!r} as a .npy array ({exc}); save the weights with "
-            "numpy.save(path, W) as a float array of shape (m, d) (pickles are not accepted)."
-        ) from None
-    if not isinstance(W, np.ndarray) or W.dtype.kind not in "fiu":
-        raise InputValueError(
-            f"--weights: {str(p)!r} must hold a numeric (m, d) array, got {type(W).__name__} "
-            f"of dtype {getattr(W, 'dtype', None)!r}."
-        )
-    return HalfspaceToy(W)
+    from lowprob._io import load_npy
+
+    return HalfspaceToy(load_npy(path, what="--weights", expect="the weights as a float array of shape (m, d)"))
 
 
 #: Largest random instance the CLI builds (d * m entries); larger ones come from --weights.

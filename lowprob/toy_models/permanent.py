@@ -134,16 +134,10 @@ def random_binary_matrices(n: int, *, seed: object = None, values: str = "binary
 
 def load_matrix_npy(path: str | Path) -> PermanentProblem:
     """Load a square {0,1} matrix saved with ``numpy.save`` (never unpickles)."""
+    from lowprob._io import load_npy
+
     p = Path(path)
-    try:
-        A = np.load(p, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputValueError(f"--matrix: file {str(p)!r} does not exist.") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputValueError(
-            f"--matrix: cannot read {str(p)!r} as a .npy array ({exc}); save a square {{0,1}} "
-            "matrix with numpy.save(path, C) (pickles are not accepted)."
-        ) from None
+    A = load_npy(p, what="--matrix", expect="a square {0,1} matrix")
     prob = PermanentProblem(A)
     if not prob.binary:
         raise InputValueError(
