@@ -6,16 +6,40 @@ exactly on ``1/N``) against three costs: the budget (terms or samples), counted 
 instance, and wall seconds per instance, with percentile-bootstrap bands over instances,
 the trivial estimator's level ``Var_W p / E_W[p(1-p)]`` and fitted log-log slopes.
 
-Instances are *stratified on feasibility*: infeasible instances have ``p = 0`` exactly
-(Wendel's theorem gives ``P[feasible]`` exactly), so we draw a fixed number from each
-stratum and weight them by ``P[stratum] / n_stratum``. Every method runs on every instance,
-infeasible ones included. Feasibility is decided by enumerating candidate extreme rays
-(null vectors of ``d - 1`` rows; exact for generic ``W``) or by an LP for larger ``d``.
+Two instance laws (``CurveConfig.instance_law``):
+
+* ``"stratified"`` (default): instances are *stratified on feasibility*: infeasible instances
+  have ``p = 0`` exactly (Wendel's theorem gives ``P[feasible]`` exactly), so we draw a fixed
+  number from each stratum and weight them by ``P[stratum] / n_stratum``.
+* ``"mixture"`` (halfspace only): ``n_t = round(tail_share * n)`` instances from the tail-biased
+  law ``Q_2 ∝ p^2 P`` (sampled exactly, :mod:`lowprob.toy_models.instance_law`) and the rest
+  stratified as above, every draw weighted by the balance heuristic
+  ``w = 1 / (n_f 1[feasible] / P_f + n_0 1[infeasible] / P_0 + n_t p^2 / E p^2)``.
+  For ``m >= 2 d`` the law of ``p`` under ``P`` is so heavy-tailed that a few hundred draws from
+  ``P`` miss the instances that carry ``E p^2``; ``Q_2`` puts them in the sample.
+
+In both, ``nMSE = sum_i w_i (p_hat_i - p_i)^2 / E p(1-p)`` is the *plain* (not self-normalised)
+weighted sum: it is unbiased for ``E_P[(p_hat - p)^2] / E p(1-p)`` because
+``E[sum_i w_i g(W_i)] = E_P[g]`` (proof in :mod:`lowprob.toy_models.instance_law`). Under the
+stratified law ``sum_i w_i = 1`` exactly, so plain and self-normalised coincide (the bootstrap
+there keeps its historical division by ``sum w``, a no-op up to rounding, for bit-identical
+output); under the mixture the weights are exact densities (no unknown constant), so
+self-normalising would only add an ``O(1/n)`` bias; ``sum_weights`` (unbiased for 1) is
+reported as a diagnostic. Bootstrap intervals resample within each source (feasible,
+infeasible, tail), whose counts are fixed by design. The measured nMSE of the trivial
+predictor ``E p`` over its exact value, ``tail_coverage`` (with a bootstrap 95 % interval),
+says whether the sample has seen the tail: far below 1 means every nMSE is optimistic.
+
+Every method runs on every instance, infeasible ones included. Feasibility is decided by
+enumerating candidate extreme rays (null vectors of ``d - 1`` rows; exact for generic ``W``)
+or by an LP for larger ``d``.
 
 Truth: the exact oracle (:func:`lowprob.toy_models.oracle.exact_probability`) for
 ``d <= 4``; for larger ``d`` a Monte Carlo truth from Botev's minimax-tilting importance
 sampler (:func:`lowprob.gaussian_polytope.gaussian_polytope_probability`) with many more
-samples than any method gets; its noise floor is reported in the output.
+samples than any method gets; its noise floor is reported in the output. (The mixture's weights
+use that truth for ``p``: with a Monte Carlo truth of relative error ``eps`` they, and hence the
+nMSE, carry a relative error of order ``eps``.)
 """
 
 from __future__ import annotations
@@ -35,6 +59,7 @@ from lowprob._progress import progress
 from lowprob._validation import as_generator, check_int
 from lowprob.errors import InputValueError
 from lowprob.registry import Registry
+from lowprob.toy_models.instance_law import balance_heuristic_weights, sample_q2
 from lowprob.toy_models.instance_stats import instance_statistics, wendel_feasibility_probability
 from lowprob.toy_models.registry import get_toy_estimator
 
@@ -43,7 +68,11 @@ __all__ = [
     "CurveConfig",
     "CurveProblem",
     "DEFAULT_BUDGETS",
+    "INSTANCE_LAWS",
+    "check_instance_law",
+    "check_problem_law",
     "InstanceSet",
+    "SOURCE_NAMES",
     "draw_instances",
     "feasible_mask",
     "fit_slope",
@@ -57,6 +86,25 @@ DEFAULT_BUDGETS: dict[str, tuple[int, ...]] = {
     "sampling": (10, 100, 1_000, 10_000, 100_000),
 }
 FIT_FROM: dict[str, int] = {"kernel": 30, "hermite": 15, "sampling": 10}
+
+#: the instance laws :func:`draw_instances` knows (module docstring)
+INSTANCE_LAWS: tuple[str, ...] = ("stratified", "mixture")
+#: ``InstanceSet.source`` codes: 0 = P(.|feasible), 1 = P(.|infeasible), 2 = the tail law Q_2
+SOURCE_NAMES: tuple[str, ...] = ("feasible", "infeasible", "tail")
+
+
+def check_instance_law(instance_law: object, tail_share: object) -> tuple[str, float]:
+    """Validate ``instance_law`` (one of :data:`INSTANCE_LAWS`) and ``tail_share`` (in ``[0, 1)``)."""
+    if instance_law not in INSTANCE_LAWS:
+        raise InputValueError(
+            f"instance_law must be one of {INSTANCE_LAWS!r}, got {instance_law!r}; use 'stratified' "
+            "(feasibility strata of P) or 'mixture' (strata plus the tail law Q2 ∝ p^2 P, halfspace only)."
+        )
+    if isinstance(tail_share, bool) or not isinstance(tail_share, (int, float)) or not 0.0 <= float(tail_share) < 1.0:
+        raise InputValueError(
+            f"tail_share must be a number in [0, 1) (the fraction of instances drawn from Q2), got {tail_share!r}."
+        )
+    return str(instance_law), float(tail_share)
 
 
 @dataclass(frozen=True)
@@ -79,6 +127,11 @@ class CurveConfig:
     feasible_share: float = 0.5
     fit_from: dict[str, int] = field(default_factory=dict)
     problem: str = "halfspace"
+    instance_law: str = "stratified"
+    tail_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_instance_law(self.instance_law, self.tail_share)
 
     def budgets_for(self, method: str) -> tuple[int, ...]:
         if method in self.budgets:
@@ -90,7 +143,12 @@ class CurveConfig:
 
 @dataclass(frozen=True)
 class InstanceSet:
-    """Instances with truth and stratum weights; ``sum(weights) == 1``."""
+    """Instances with truth and importance weights (``sum_i w_i g(W_i)`` estimates ``E_P g``).
+
+    ``source`` (``(N,)`` int8, codes of :data:`SOURCE_NAMES`) says which law drew each instance;
+    the bootstrap resamples within each source. Left ``None`` it is derived from ``feasible``
+    (the stratified law: ``sum(weights) == 1``).
+    """
 
     W: np.ndarray  # (N, m, d)
     truth: np.ndarray  # (N,)
@@ -98,6 +156,11 @@ class InstanceSet:
     feasible: np.ndarray  # (N,) bool
     weights: np.ndarray  # (N,)
     truth_method: str
+    source: np.ndarray | None = None  # (N,) int8
+
+    def __post_init__(self) -> None:
+        if self.source is None:
+            object.__setattr__(self, "source", np.where(np.asarray(self.feasible, bool), 0, 1).astype(np.int8))
 
 
 @dataclass(frozen=True)
@@ -108,7 +171,8 @@ class CurveProblem:
     ``statistics(d, m)`` -> an object with ``mean_p_one_minus_p``, ``trivial_mse_ratio`` and
     ``to_dict()`` (exact instance statistics: the nMSE denominator and the trivial level),
     ``estimator(method)`` -> an object with ``estimate_batch(W, budget, seed=...)`` returning a
-    :class:`~lowprob.propagation.toy_estimators.BatchResult`. Register a new family with
+    :class:`~lowprob.propagation.toy_estimators.BatchResult`; ``instance_laws`` lists the instance
+    laws ``draw`` implements (``"mixture"`` needs an exact tail sampler). Register a new family with
     ``CURVE_PROBLEMS.add(name, CurveProblem(...))`` and select it with ``CurveConfig(problem=name)``.
     """
 
@@ -116,6 +180,8 @@ class CurveProblem:
     statistics: Any
     estimator: Any
     description: str = ""
+    #: the ``CurveConfig.instance_law`` values ``draw`` implements
+    instance_laws: tuple[str, ...] = ("stratified",)
 
 
 #: problem name -> :class:`CurveProblem` (``halfspace`` is registered below).
@@ -171,8 +237,45 @@ def _feasible_lp(W: np.ndarray) -> np.ndarray:
 
 
 def draw_instances(config: CurveConfig, *, show_progress: bool | None = None) -> InstanceSet:
-    """Stratified random instances with their truth (see the module docstring)."""
+    """Random instances with their truth and weights, by ``config.instance_law`` (module docstring)."""
+    if config.instance_law == "mixture":
+        return _draw_mixture(config, show_progress)
+    return _draw_stratified(config, config.instances, show_progress)
+
+
+def _draw_mixture(config: CurveConfig, show_progress: bool | None) -> InstanceSet:
+    """``round(tail_share n)`` draws from ``Q_2``, the rest stratified; balance-heuristic weights."""
     d, m, n = config.d, config.m, config.instances
+    n_tail = int(round(config.tail_share * n))
+    n_p = n - n_tail
+    pf = wendel_feasibility_probability(d, m)
+    need = 2 if pf < 1.0 else 1
+    if n_p < need:
+        raise InputValueError(
+            f"instance_law='mixture' with instances={n!r} and tail_share={config.tail_share!r} leaves "
+            f"{n_p} draw(s) from P; at least {need} are needed (one per feasibility stratum) for unbiased "
+            "weights: lower tail_share or raise instances."
+        )
+    base = _draw_stratified(config, n_p, show_progress)
+    rng = np.random.default_rng([config.seed, 3])
+    Wt = sample_q2(d, m, n_tail, rng)
+    truth_t, se_t, _ = _truth(Wt, config, rng, show_progress)
+    W = np.concatenate([base.W, Wt])
+    truth = np.concatenate([base.truth, truth_t])
+    se = np.concatenate([base.truth_std_error, se_t])
+    feasible = np.concatenate([base.feasible, np.ones(n_tail, bool)])
+    source = np.concatenate([base.source, np.full(n_tail, 2, np.int8)])
+    weights = balance_heuristic_weights(
+        truth, feasible, n_feasible=int(base.feasible.sum()), n_infeasible=int((~base.feasible).sum()),
+        n_tail=n_tail, feasible_probability=pf, mean_p2=instance_statistics(d, m).mean_p2,
+    )
+    how = base.truth_method + f"; instance law: mixture of P (stratified, {n_p}) and Q2 ∝ p^2 P ({n_tail})"
+    return InstanceSet(W, truth, se, feasible, weights, how, source)
+
+
+def _draw_stratified(config: CurveConfig, n: int, show_progress: bool | None) -> InstanceSet:
+    """``n`` instances stratified on feasibility (the ``"stratified"`` law)."""
+    d, m = config.d, config.m
     rng = as_generator(config.seed)
     pf = wendel_feasibility_probability(d, m)
     if pf >= 1.0:
@@ -239,8 +342,8 @@ def fit_slope(budgets: np.ndarray, nmse: np.ndarray) -> float:
 
 
 def _bootstrap_indices(inst: InstanceSet, R: int, rng: np.random.Generator) -> np.ndarray:
-    """``(R, N)`` resampled indices, drawn within each feasibility stratum."""
-    groups = [np.flatnonzero(inst.feasible), np.flatnonzero(~inst.feasible)]
+    """``(R, N)`` resampled indices, drawn within each source (feasible, infeasible, tail)."""
+    groups = [np.flatnonzero(inst.source == k) for k in range(len(SOURCE_NAMES))]
     cols = []
     for g in groups:
         if g.size:
@@ -256,12 +359,18 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
             print(msg, flush=True)
     t_start = time.perf_counter()
     problem = CURVE_PROBLEMS.get(config.problem)
+    check_problem_law(config.problem, config.instance_law)
     stats = problem.statistics(config.d, config.m)
     inst = problem.draw(config, show_progress)
     log(f"instances: {inst.W.shape[0]} ({int(inst.feasible.sum())} feasible); truth: {inst.truth_method}")
     denom = stats.mean_p_one_minus_p
     rng = np.random.default_rng([config.seed, 1])
     boot = _bootstrap_indices(inst, config.bootstrap, rng)
+    wb = inst.weights[boot]  # (R, N)
+    # plain weighted sums (module docstring); the stratified law keeps its historical division by
+    # sum w (== 1 up to rounding) so that its output stays bit-identical
+    wnorm = wb.sum(axis=1) if config.instance_law == "stratified" else np.ones(boot.shape[0])
+    src = {name: inst.source == k for k, name in enumerate(SOURCE_NAMES)}
     methods: dict[str, Any] = {}
     tasks = [(meth, K) for meth in config.methods for K in config.budgets_for(meth)]
     sq_err: dict[str, list[np.ndarray]] = {}
@@ -273,15 +382,15 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         e2 = (res.values - inst.truth) ** 2
         sq_err.setdefault(meth, []).append(e2)
         nmse = float(inst.weights @ e2 / denom)
-        bs = (inst.weights[boot] * e2[boot]).sum(axis=1) / inst.weights[boot].sum(axis=1) / denom
+        bs = (wb * e2[boot]).sum(axis=1) / wnorm / denom
         lo, hi = np.percentile(bs, [2.5, 97.5])
         entry = {
             "budget": int(K),
             "terms_or_samples": int(res.terms),
             "nmse": nmse,
             "nmse_ci95": [float(lo), float(hi)],
-            "nmse_feasible_stratum": float(np.mean(e2[inst.feasible]) / denom) if inst.feasible.any() else None,
-            "nmse_infeasible_stratum": float(np.mean(e2[~inst.feasible]) / denom) if (~inst.feasible).any() else None,
+            "nmse_feasible_stratum": float(np.mean(e2[src["feasible"]]) / denom) if src["feasible"].any() else None,
+            "nmse_infeasible_stratum": float(np.mean(e2[src["infeasible"]]) / denom) if src["infeasible"].any() else None,
             "flops_per_instance": float(inst.weights @ res.flops),
             "seconds_per_instance": float(inst.weights @ res.seconds),
             "wall_seconds_total": wall,
@@ -291,6 +400,8 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
             "flops_per_instance_incl_precomputation": float(inst.weights @ res.flops)
             + float(res.precomputation_flops) / inst.W.shape[0],
         }
+        if src["tail"].any():  # unweighted mean over the Q2 draws: E_Q2[(p_hat - p)^2] / E p(1-p)
+            entry["nmse_tail_source_unweighted"] = float(np.mean(e2[src["tail"]]) / denom)
         methods.setdefault(meth, {"points": []})["points"].append(entry)
         log(
             f"  {meth:9s} K={K:>7d}  nMSE={nmse:.3e} [{lo:.2e}, {hi:.2e}]  "
@@ -308,8 +419,7 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         E = np.stack(sq_err[meth], axis=1)  # (N, B)
         y = inst.weights @ E / denom
         slope = float(fit_slope(K[use], y[use]))
-        wb = inst.weights[boot]
-        yb = np.einsum("rn,rnb->rb", wb, E[boot]) / wb.sum(axis=1, keepdims=True) / denom
+        yb = np.einsum("rn,rnb->rb", wb, E[boot]) / wnorm[:, None] / denom
         sb = fit_slope(K[use], yb[:, use])
         lo, hi = np.percentile(sb, [2.5, 97.5])
         rec["slope_vs_budget"] = {"slope": slope, "ci95": [float(lo), float(hi)], "fit_budgets": K[use].astype(int).tolist()}
@@ -319,6 +429,12 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
             flo, fhi = np.percentile(sf, [2.5, 97.5])
             rec["slope_vs_flops"] = {"slope": float(fit_slope(F[use], y[use])), "ci95": [float(flo), float(fhi)]}
         log(f"  slope {meth}: {slope:+.3f}  95% CI [{lo:+.3f}, {hi:+.3f}]  (budgets {K[use].astype(int).tolist()})")
+    e2_triv = (inst.truth - stats.mean_p) ** 2
+    triv_measured = float(inst.weights @ e2_triv / denom)
+    triv_b = (wb * e2_triv[boot]).sum(axis=1) / wnorm / denom
+    triv_ci = [float(v) for v in np.percentile(triv_b, [2.5, 97.5])]
+    trivial = stats.trivial_mse_ratio
+    sw_ci = [float(v) for v in np.percentile(wb.sum(axis=1), [2.5, 97.5])]
     out = {
         "config": {**asdict(config), "methods": list(config.methods),
                    "budgets": {m_: list(config.budgets_for(m_)) for m_ in config.methods}},
@@ -326,7 +442,17 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         "trivial_nmse": stats.trivial_mse_ratio,
         # the trivial predictor's nMSE measured on these instances: far below the exact level
         # means the sample has not seen the heavy tail (every nMSE here is then optimistic)
-        "trivial_nmse_measured": float(inst.weights @ (inst.truth - stats.mean_p) ** 2 / denom),
+        "trivial_nmse_measured": triv_measured,
+        "trivial_nmse_measured_ci95": triv_ci,
+        # measured / exact trivial nMSE, with the bootstrap 95 % interval (~1: the tail is seen)
+        "tail_coverage": triv_measured / trivial if trivial > 0 else None,
+        "tail_coverage_ci95": [v / trivial for v in triv_ci] if trivial > 0 else None,
+        "instance_law": config.instance_law,
+        "tail_share": config.tail_share if config.instance_law == "mixture" else 0.0,
+        # unbiased for 1 under either law (== 1 up to rounding when stratified): a diagnostic
+        "sum_weights": float(inst.weights.sum()),
+        "sum_weights_ci95": sw_ci,
+        "n_per_source": {name: int(mask.sum()) for name, mask in src.items()},
         "truth": inst.truth_method,
         "truth_noise_nmse": float(inst.weights @ inst.truth_std_error**2 / denom),
         "n_instances": int(inst.W.shape[0]),
@@ -343,6 +469,17 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         "instance-independent precomputation reported separately, not included",
     }
     return out
+
+
+def check_problem_law(problem: str, instance_law: str) -> None:
+    """``instance_law`` must be one the registered curve problem ``problem`` implements."""
+    laws = CURVE_PROBLEMS.get(problem).instance_laws
+    if instance_law not in laws:
+        raise InputValueError(
+            f"instance_law={instance_law!r} is not available for problem={problem!r} (it implements "
+            f"{laws!r}); use instance_law='stratified' (the tail law Q2 ∝ p^2 P is sampled exactly "
+            "only for 'halfspace')."
+        )
 
 
 def _flop_comparison(methods: dict[str, Any], trivial: float = float("nan")) -> list[dict[str, Any]]:
@@ -441,7 +578,8 @@ def plot_curves(result: dict[str, Any], path: str | Path) -> None:
     cfg = result["config"]
     fig.suptitle(
         f"halfspace toy d={cfg['d']}, m={cfg['m']}: {result['n_instances']} instances "
-        f"({result['n_feasible']} feasible, stratified); truth: {result['truth'][:60]}",
+        f"({result['n_feasible']} feasible, {result.get('instance_law', 'stratified')} law); "
+        f"truth: {result['truth'][:60]}",
         fontsize=10,
     )
     fig.tight_layout()
@@ -484,4 +622,5 @@ CURVE_PROBLEMS.add("halfspace", CurveProblem(
     statistics=instance_statistics,
     estimator=get_toy_estimator,
     description="random halfspace products: W (m x d) i.i.d. N(0, 1), p = P[Wx > 0], x ~ N(0, I_d)",
+    instance_laws=INSTANCE_LAWS,
 ))
