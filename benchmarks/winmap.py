@@ -45,7 +45,9 @@ def print_table(rec: dict) -> None:
         if c.get("skipped"):
             print(f"  {c['n']}x{c['m']}: skipped: {c['skipped']}")
         else:
-            print(f"  {c['n']}x{c['m']}: tail coverage (measured/exact trivial nMSE) {c['tail_coverage']:.2f}; truth {c['truth'][:40]}..., truth noise nMSE {c['truth_noise_nmse']:.2e} "
+            ci = c.get("tail_coverage_ci95") or [float("nan")] * 2
+            print(f"  {c['n']}x{c['m']}: tail coverage (measured/exact trivial nMSE) {c['tail_coverage']:.2f} "
+                  f"[{ci[0]:.2f}, {ci[1]:.2f}] ({c.get('instance_law', 'stratified')} law); truth {c['truth'][:40]}..., truth noise nMSE {c['truth_noise_nmse']:.2e} "
                   f"({c['truth_noise_over_smallest_nmse']:.2e} of the smallest method nMSE); trivial {c['trivial_nmse']:.2e}; "
                   f"slopes vs FLOPs " + ", ".join(
                       f"{m}: {s['slope']:+.2f} [{s['ci95'][0]:+.2f}, {s['ci95'][1]:+.2f}]"
@@ -60,14 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ratios", default="1,2,4")
     ap.add_argument("--bootstrap", type=int, default=400)
     ap.add_argument("--truth-samples", type=int, default=2**13)
+    ap.add_argument("--instance-law", choices=("stratified", "mixture"), default="mixture",
+                    help="instances: 'mixture' (feasibility strata of P plus the exact tail law Q2 ∝ p^2 P; "
+                    "default) or 'stratified' (the strata only)")
+    ap.add_argument("--tail-share", type=float, default=0.5, help="mixture: fraction of instances from Q2 (default 0.5)")
+    ap.add_argument("--methods", nargs="+", default=None, help="methods (default: kernel hermite sampling)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--summarize-only", action="store_true")
     args = ap.parse_args(argv)
     if args.summarize_only:
         rec = json.loads((Path(args.out) / "winmap.json").read_text())
     else:
+        extra = {"methods": tuple(args.methods)} if args.methods else {}
         cfg = GridConfig(ns=parse_grid_ints("--ns", args.ns), ratios=parse_grid_ints("--ratios", args.ratios),
-                         instances=args.instances, bootstrap=args.bootstrap, truth_samples=args.truth_samples)
+                         instances=args.instances, bootstrap=args.bootstrap, truth_samples=args.truth_samples,
+                         instance_law=args.instance_law, tail_share=args.tail_share, **extra)
         rec = run_grid(cfg, args.out, show_progress=sys.stderr.isatty())
     print_table(rec)
     return 0

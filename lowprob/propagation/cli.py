@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--truth-samples", type=int, default=2**17,
                    help="Monte Carlo truth samples per instance when d > 4 (default 131072)")
     p.add_argument("--stem", default="curves", help="output file stem (default curves)")
+    p.add_argument("--instance-law", choices=("stratified", "mixture"), default=None,
+                   help="halfspace: how instances are drawn: 'stratified' (feasibility strata of P; the "
+                   "default of a single run) or 'mixture' (strata plus the exact tail law Q2 ∝ p^2 P, "
+                   "balance-heuristic weights; the default of --grid); see docs/propagation.md")
+    p.add_argument("--tail-share", type=float, default=0.5,
+                   help="mixture: fraction of instances drawn from Q2, in [0, 1) (default 0.5)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g = p.add_argument_group("win map (--grid)")
     g.add_argument("--grid", action="store_true",
@@ -82,6 +88,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.problem in CURVE_PROBLEMS:
         return _run_halfspace(args)
     if args.problem in PRODUCT_CURVE_PROBLEMS:
+        if args.instance_law not in (None, "stratified"):
+            raise InputValueError(
+                f"--instance-law {args.instance_law!r} is only available for --problem halfspace, got "
+                f"--problem {args.problem!r}; drop --instance-law."
+            )
         return _run_product(args)
     known = sorted(map(str, [*CURVE_PROBLEMS.keys(), *PRODUCT_CURVE_PROBLEMS.keys()]))
     raise InputValueError(f"unknown curve problem {args.problem!r}; known: {', '.join(map(repr, known))}.")
@@ -124,7 +135,13 @@ def _run_halfspace(args: argparse.Namespace) -> int:
     from lowprob._io import check_writable
     from lowprob._validation import check_int, check_seed
     from lowprob.errors import InputValueError
-    from lowprob.propagation.curves import CurveConfig, parse_budgets, run_curves, write_results
+    from lowprob.propagation.curves import (
+        CurveConfig,
+        check_problem_law,
+        parse_budgets,
+        run_curves,
+        write_results,
+    )
 
     if not args.stem or any(c in args.stem for c in "/\\") or args.stem in (".", ".."):
         raise InputValueError(f"--stem must be a plain file name without '/', got {args.stem!r}.")
@@ -141,7 +158,9 @@ def _run_halfspace(args: argparse.Namespace) -> int:
         bootstrap=check_int("--bootstrap", args.bootstrap, minimum=10),
         truth_samples=check_int("--truth-samples", args.truth_samples, minimum=1),
         problem=args.problem,
+        **_law_args(args),
     )
+    check_problem_law(cfg.problem, cfg.instance_law)
     if cfg.d * cfg.m * cfg.instances > 10**9:
         raise InputValueError(
             f"--d {cfg.d} x --m {cfg.m} x --instances {cfg.instances} weights is more than 10**9; use fewer instances."
@@ -161,6 +180,18 @@ def _run_halfspace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _law_args(args: argparse.Namespace) -> dict[str, object]:
+    """``instance_law`` / ``tail_share`` keyword arguments (validated; the config's default law
+    when ``--instance-law`` is not given)."""
+    from lowprob.propagation.curves import check_instance_law
+
+    if args.instance_law is None:
+        check_instance_law("stratified", args.tail_share)  # --tail-share is checked either way
+        return {"tail_share": float(args.tail_share)}
+    law, share = check_instance_law(args.instance_law, args.tail_share)
+    return {"instance_law": law, "tail_share": share}
+
+
 def _run_grid(args: argparse.Namespace) -> int:
     from lowprob._validation import check_int
     from lowprob.propagation.curves import parse_budgets
@@ -178,6 +209,7 @@ def _run_grid(args: argparse.Namespace) -> int:
         bootstrap=check_int("--bootstrap", args.bootstrap, minimum=10),
         truth_samples=check_int("--truth-samples", args.truth_samples, minimum=1),
         budgets={meth: {n: ks for n in ns} for meth, ks in user.items()},
+        **_law_args(args),
     )
     rec = run_grid(cfg, args.out, show_progress=not args.no_progress)
     t = rec["targets"]
