@@ -64,7 +64,10 @@ def test_grid_records_skips_with_reasons(tmp_path, fresh):
     assert run["truth"].startswith("exact oracle")
     assert run["tail_coverage"] == run["trivial_nmse_measured"] / run["trivial_nmse"] > 0
     listed = {u["cell"] for u in rec["targets"]["unreliable_cells"]}
-    assert listed == {f"{c['n']}x{c['m']}" for c in rec["cells"] if not c.get("skipped") and c["tail_coverage"] < 0.5}
+    # reliability: the lower end of the tail coverage's bootstrap 95 % interval must reach 0.5
+    assert listed == {f"{c['n']}x{c['m']}" for c in rec["cells"]
+                      if not c.get("skipped") and c["tail_coverage_ci95"][0] < 0.5}
+    assert all(c["instance_law"] == "mixture" for c in rec["cells"] if not c.get("skipped"))
     assert "4x8 kernel" in rec["map_log10_ratio_at_equal_flops"]
     assert set(rec["map_informative_vs_measured_trivial"]) == set(rec["map_informative"])
     # a cell whose method has no budgets is skipped with the reason, never dropped silently

@@ -274,7 +274,9 @@ def balance_heuristic_weights(
 ) -> np.ndarray:
     """Balance-heuristic weights ``1 / sum_j n_j dq_j/dP`` over the three sources (module docstring).
 
-    ``p``: the instances' probabilities ``(N,)``; ``feasible``: ``p > 0`` as decided for the draw.
+    ``p``: the instances' probabilities ``(N,)``; ``feasible``: ``p > 0`` as decided for the draw
+    (a feasible draw whose computed ``p`` underflowed to 0, e.g. a Monte Carlo truth on a very thin
+    cone, gets the ``Q_2`` term ``0``, the limit of ``p^2 / E p^2``).
     The sources are ``P( . | feasible)`` (``n_feasible`` draws), ``P( . | infeasible)``
     (``n_infeasible``) and ``Q_2`` (``n_tail``); ``sum_i w_i g(W_i)`` is unbiased for ``E_P g``.
     """
@@ -283,8 +285,8 @@ def balance_heuristic_weights(
     pf = float(feasible_probability)
     if not 0.0 < pf <= 1.0:
         raise InputValueError(f"feasible_probability must be in (0, 1], got {pf!r}.")
-    if np.any(feasible & ~(p > 0)):
-        raise InputValueError("a draw marked feasible has p <= 0: its Q_2 density ratio p^2 / E p^2 is 0.")
+    if not np.all(np.isfinite(p) & (p >= 0)):
+        raise InputValueError(f"p must be finite and >= 0 for every draw, got {p[~(np.isfinite(p) & (p >= 0))][:3]!r}.")
     if np.any(~feasible) and (n_infeasible < 1 or pf >= 1.0):
         raise InputValueError(
             f"infeasible draws need n_infeasible >= 1 and feasible_probability < 1, got "
