@@ -455,6 +455,9 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         "n_per_source": {name: int(mask.sum()) for name, mask in src.items()},
         "truth": inst.truth_method,
         "truth_noise_nmse": float(inst.weights @ inst.truth_std_error**2 / denom),
+        # instances whose truth routine reported a non-finite error (Monte Carlo truth gave up on a
+        # very thin cone: truth 0, error inf); they make truth_noise_nmse infinite
+        "truth_nonfinite_error_instances": int(np.sum(~np.isfinite(inst.truth_std_error))),
         "n_instances": int(inst.W.shape[0]),
         "n_feasible": int(inst.feasible.sum()),
         "feasible_probability": wendel_feasibility_probability(config.d, config.m),
