@@ -295,3 +295,19 @@ def test_mixture_refused_for_other_problems(monkeypatch, tmp_path, capsys):
     assert rc == 2 and "--instance-law 'mixture' is only available for --problem halfspace" in capsys.readouterr().err
     rc = main(["curves", "--d", "3", "--m", "6", "--tail-share", "1", "--out", str(tmp_path)])
     assert rc == 2 and "tail_share must be a number in [0, 1)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_mixture_agrees_with_stratified_on_4x16():
+    """Slow: (4, 16), 800 instances per law, exact oracle. Hermite nMSEs at K = 15, 70 and the
+    trivial predictor (K = 1) agree across the laws within 4 combined standard errors
+    (s.e. = CI half-width / 1.96), and the mixture's tail coverage interval contains 1."""
+    base = dict(d=4, m=16, instances=800, bootstrap=400, seed=9, methods=("hermite",),
+                budgets={"hermite": (1, 15, 70)})
+    rs = run_curves(CurveConfig(**base), show_progress=False, log=lambda s: None)
+    rm = run_curves(CurveConfig(**base, instance_law="mixture"), show_progress=False, log=lambda s: None)
+    for ps, pm in zip(rs["methods"]["hermite"]["points"], rm["methods"]["hermite"]["points"], strict=True):
+        se = math.hypot(ps["nmse_ci95"][1] - ps["nmse_ci95"][0], pm["nmse_ci95"][1] - pm["nmse_ci95"][0]) / 3.92
+        assert abs(ps["nmse"] - pm["nmse"]) < Z4 * se, (ps, pm)
+    lo, hi = rm["tail_coverage_ci95"]
+    assert lo <= 1.0 <= hi
