@@ -24,12 +24,12 @@ from lowprob._io import atomic_write_json
 def collect(folder: Path) -> list[dict]:
     rows = []
     for path in sorted(folder.glob("curves_*x*_*.json")):
-        mt = re.fullmatch(r"curves_(\d+)x(\d+)_(\w+)\.json", path.name)
+        mt = re.fullmatch(r"curves_(\d+)x(\d+)(?:n\d+)?_(\w+)\.json", path.name)
         if not mt:
             continue
         r = json.loads(path.read_text())
         rows.append({
-            "file": str(path), "d": int(mt[1]), "m": int(mt[2]), "law": r.get("instance_law", "stratified"),
+            "file": str(path), "stem": path.stem, "d": int(mt[1]), "m": int(mt[2]), "law": r.get("instance_law", "stratified"),
             "n_instances": r["n_instances"], "n_per_source": r.get("n_per_source"),
             "trivial_nmse": r["trivial_nmse"], "trivial_nmse_measured": r["trivial_nmse_measured"],
             "tail_coverage": r.get("tail_coverage"), "tail_coverage_ci95": r.get("tail_coverage_ci95"),

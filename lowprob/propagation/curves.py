@@ -400,6 +400,10 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
             "flops_per_instance_incl_precomputation": float(inst.weights @ res.flops)
             + float(res.precomputation_flops) / inst.W.shape[0],
         }
+        # (sum w e2)^2 / sum (w e2)^2: how many instances carry the nMSE (a handful: its interval
+        # is not to be trusted, whatever the law)
+        we2 = inst.weights * e2
+        entry["nmse_effective_instances"] = float(we2.sum() ** 2 / (we2 @ we2)) if we2.any() else None
         if src["tail"].any():  # unweighted mean over the Q2 draws: E_Q2[(p_hat - p)^2] / E p(1-p)
             entry["nmse_tail_source_unweighted"] = float(np.mean(e2[src["tail"]]) / denom)
         methods.setdefault(meth, {"points": []})["points"].append(entry)
