@@ -223,6 +223,7 @@ def test_mixture_nmse_agrees_with_stratified_and_is_tighter():
         sem = (pm["nmse_ci95"][1] - pm["nmse_ci95"][0]) / 3.92
         assert abs(ps["nmse"] - pm["nmse"]) < Z4 * math.hypot(ses, sem)
         assert sem < ses
+        assert 1.0 <= pm["nmse_effective_instances"] <= 400 and 1.0 <= ps["nmse_effective_instances"] <= 400
     lo, hi = rm["tail_coverage_ci95"]
     assert lo <= rm["tail_coverage"] <= hi and lo < 1.0 < hi
     # K = 1 is the trivial predictor: its nMSE is the measured trivial nMSE
