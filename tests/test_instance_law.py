@@ -312,3 +312,22 @@ def test_mixture_agrees_with_stratified_on_4x16():
         assert abs(ps["nmse"] - pm["nmse"]) < Z4 * se, (ps, pm)
     lo, hi = rm["tail_coverage_ci95"]
     assert lo <= 1.0 <= hi
+
+
+def test_mixture_nmse_is_the_plain_weighted_sum():
+    """The mixture's nMSE is ``sum_i w_i e_i^2 / E p(1-p)`` (plain, not divided by ``sum w``), and
+    ``tail_share = 0`` reduces the mixture's weights to the stratified ones."""
+    cfg = CurveConfig(d=3, m=9, instances=40, bootstrap=50, seed=6, instance_law="mixture",
+                      methods=("hermite",), budgets={"hermite": (4,)})
+    res = run_curves(cfg, show_progress=False, log=lambda s: None)
+    inst = draw_instances(cfg, show_progress=False)
+    vals = get_toy_estimator("hermite").estimate_batch(inst.W, 4, seed=np.random.default_rng([6, 2, 4])).values
+    e2 = (vals - inst.truth) ** 2
+    st = instance_statistics(3, 9)
+    assert res["methods"]["hermite"]["points"][0]["nmse"] == float(inst.weights @ e2 / st.mean_p_one_minus_p)
+    assert res["sum_weights"] == float(inst.weights.sum()) != 1.0
+    zero = draw_instances(CurveConfig(d=3, m=9, instances=20, seed=6, instance_law="mixture", tail_share=0.0))
+    strat = draw_instances(CurveConfig(d=3, m=9, instances=20, seed=6))
+    np.testing.assert_array_equal(zero.W, strat.W)
+    np.testing.assert_allclose(zero.weights, strat.weights, rtol=1e-15)
+    assert not np.any(zero.source == 2)
