@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="MSE/E[p(1-p)] vs budget, FLOPs and seconds for kernel/hermite/sampling on random halfspace toys",
         description=(
             "Run the propagation estimators on random d x m halfspace toys (stratified on "
-            "feasibility, exact oracle truth for d <= 4, Monte Carlo truth otherwise) and write "
+            "feasibility, or a tail-biased mixture with --instance-law mixture; exact oracle truth "
+            "for d <= 4, Monte Carlo truth otherwise) and write "
             "<out>/curves.json and <out>/curves.png."
         ),
     )
