@@ -79,22 +79,21 @@ __all__ = [
     "truncated_normal_ppf",
 ]
 
-#: Optional operation tally ``count(kind, n)``: ``n`` scalar operations of ``kind`` were executed,
-#: ``kind`` one of ``"arith"`` (add, multiply, compare), ``"special"`` (``Phi``, ``log Phi``,
-#: ``ndtri``, ``ndtri_exp``) or ``"elementary"`` (``exp``, ``log``, ``expm1``, ``log1p``, ``sqrt``).
-#: The functions below call it with the sizes of the arrays they actually process (branch by
-#: branch); :mod:`lowprob.propagation.quadrature_cloud` turns the tallies into executed FLOPs.
+#: Optional operation tally ``count(kind, n)``: ``n`` operations of ``kind`` were executed, ``kind``
+#: one of ``"arith"`` (scalar add, multiply, compare), ``"elementary"`` (``exp``, ``log``, ``sqrt``),
+#: ``"interval_mass"`` (one element of :func:`log_normal_interval`) or ``"truncnorm_ppf"`` (one
+#: element of :func:`truncated_normal_ppf`). The functions below call it with the sizes of the
+#: arrays they actually process; :mod:`lowprob.propagation.quadrature_cloud` turns the tallies
+#: into executed FLOPs with its stated per-evaluation constants.
 OpCount = Callable[[str, float], None]
 
 
-def _tally(count: OpCount | None, arith: float = 0.0, special: float = 0.0, elementary: float = 0.0) -> None:
+def _tally(count: OpCount | None, **ops: float) -> None:
     if count is not None:
-        if arith:
-            count("arith", float(arith))
-        if special:
-            count("special", float(special))
-        if elementary:
-            count("elementary", float(elementary))
+        for kind, n in ops.items():
+            if n:
+                count(kind, float(n))
+
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -127,21 +126,15 @@ def log_normal_interval(a: object, b: object, *, count: OpCount | None = None) -
     pos = ok & (a > 0)
     neg = ok & (b < 0)
     mid = ok & ~(pos | neg)
-    _tally(count, arith=3 * a.size)  # the three comparisons
+    _tally(count, interval_mass=a.size)
     if np.any(pos):
         la, lb = log_ndtr(-a[pos]), log_ndtr(-b[pos])
         out[pos] = la + _log1mexp(lb - la)
-        k = int(pos.sum())  # 2 negations, 1 sub, 1 add; log1mexp: 1 compare, 1 neg, 2 elementary
-        _tally(count, arith=6 * k, special=2 * k, elementary=2 * k)
     if np.any(neg):
         la, lb = log_ndtr(a[neg]), log_ndtr(b[neg])
         out[neg] = lb + _log1mexp(la - lb)
-        k = int(neg.sum())
-        _tally(count, arith=4 * k, special=2 * k, elementary=2 * k)
     if np.any(mid):
         out[mid] = np.log1p(-ndtr(a[mid]) - ndtr(-b[mid]))
-        k = int(mid.sum())  # 2 negations, 1 sub; log1p
-        _tally(count, arith=3 * k, special=2 * k, elementary=k)
     return out
 
 
@@ -168,24 +161,18 @@ def truncated_normal_ppf(
     pos = a > 0
     neg = b < 0
     mid = ~(pos | neg)
-    _tally(count, arith=4 * a.size)  # two comparisons, the clip's two comparisons
+    _tally(count, truncnorm_ppf=a.size)
     if np.any(pos):  # Q(z) = Q(a) - u (Q(a) - Q(b))
         lqa, lqb = log_ndtr(-a[pos]), log_ndtr(-b[pos])
         t = lqa + np.log1p(-u[pos] * (-np.expm1(lqb - lqa)))
         z[pos] = -ndtri_exp(t)
-        k = int(pos.sum())  # 2 neg, sub, neg, neg, mul, add, neg
-        _tally(count, arith=8 * k, special=3 * k, elementary=2 * k)
     if np.any(neg):  # Phi(z) = Phi(b) - (1 - u)(Phi(b) - Phi(a))
         lpa, lpb = log_ndtr(a[neg]), log_ndtr(b[neg])
         t = lpb + np.log1p(-(1.0 - u[neg]) * (-np.expm1(lpa - lpb)))
         z[neg] = ndtri_exp(t)
-        k = int(neg.sum())  # sub, neg, sub, neg, mul, add
-        _tally(count, arith=6 * k, special=3 * k, elementary=2 * k)
     if np.any(mid):
         pa, pb = ndtr(a[mid]), ndtr(b[mid])
         z[mid] = ndtri(pa + u[mid] * (pb - pa))
-        k = int(mid.sum())  # sub, mul, add
-        _tally(count, arith=3 * k, special=3 * k)
     return np.clip(z, a, b)
 
 
