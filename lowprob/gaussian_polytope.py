@@ -480,14 +480,16 @@ class TiltSolution:
     pilot_points: int = 0
 
 
-def minimax_tilt(st: PolytopeStructure, *, count: OpCount | None = None) -> TiltSolution:
+def minimax_tilt(
+    st: PolytopeStructure, *, count: OpCount | None = None, pilot_points: int = 512
+) -> TiltSolution:
     """Botev's minimax tilt ``mu*`` for ``st`` (module docstring, step 4; Botev 2017, Theorem 2).
 
     Solves ``grad psi(x, mu) = 0`` by ``scipy.optimize.root`` (``hybr``, then ``lm``) from
     zero, or from an LP interior point when some pivot owns several rows (an empty interior
     gives ``log_upper_bound = -inf``: probability 0). On failure the candidate (or ``mu = 0``)
-    with the smallest weight variance on a fixed 512-point pilot stream is returned with
-    ``converged = False``. ``count`` receives the pilot's operations (:data:`OpCount`); the
+    with the smallest weight variance on a fixed ``pilot_points``-point pilot stream (default 512)
+    is returned with ``converged = False``. ``count`` receives the pilot's operations (:data:`OpCount`); the
     solver's work is returned in the :class:`TiltSolution` counters.
     """
     r = st.r
@@ -530,7 +532,7 @@ def minimax_tilt(st: PolytopeStructure, *, count: OpCount | None = None) -> Tilt
         # estimator unbiased; pick the candidate (or mu = 0) with the smallest variance on a
         # fixed pilot stream that is independent of the caller's samples.
         best, best_var = np.zeros(2 * (r - 1)), math.inf
-        U = np.random.default_rng(0).random((512, r))
+        U = np.random.default_rng(0).random((check_int("pilot_points", pilot_points, minimum=2), r))
         pilot = 0
         for y in [np.zeros(2 * (r - 1)), *candidates]:
             mu = np.zeros(r)

@@ -16,9 +16,16 @@ from scipy.special import logsumexp
 
 import lowprob.propagation.toy_estimators  # noqa: F401  (registers the toy estimators)
 from lowprob.errors import BudgetError, InputTypeError, InputValueError
-from lowprob.gaussian_polytope import TiltedPolytopeSampler, gaussian_polytope_probability
+from lowprob.gaussian_polytope import (
+    TiltedPolytopeSampler,
+    _sample_Z,
+    gaussian_polytope_probability,
+    minimax_tilt,
+    pivoted_lq,
+)
 from lowprob.propagation import executed
 from lowprob.propagation.quadrature_cloud import sobol_points
+from lowprob.propagation.quadrature_estimator import QuadratureEstimator
 from lowprob.testing import EstimatorContract, Tolerance
 from lowprob.toy_models.cost_models import TOY_COST_MODELS
 from lowprob.toy_models.halfspace import HalfspaceToy
@@ -70,7 +77,9 @@ def test_matches_exact_oracle_and_improves_with_K(m):
 
 @pytest.mark.parametrize("b_scale", [0.0, 0.7])
 def test_identical_to_shared_botev_sampler_on_the_same_points(b_scale):
-    """The loop's estimate equals the shared sampler of gaussian_polytope fed the same points (1e-12)."""
+    """The loop's estimate equals the shared sampler of gaussian_polytope fed the same points (1e-12):
+    with the estimator's 128-point pilot through the public functions, and with the 512-point pilot
+    through :class:`TiltedPolytopeSampler` (what ``gaussian_polytope_probability`` runs)."""
     rng = np.random.default_rng(3)
     K = 512
     for _ in range(50):  # the first feasible instance (10 half-spaces in 5 dimensions)
@@ -78,14 +87,20 @@ def test_identical_to_shared_botev_sampler_on_the_same_points(b_scale):
         b = b_scale * rng.standard_normal(10)
         if gaussian_polytope_probability(W, -b, np.inf, n_samples=64, seed=0).probability > 0:
             break
-    tr = get_toy_estimator("quadrature").trace(HalfspaceToy(W, b), K, seed=0)
-    sampler = TiltedPolytopeSampler(W, -b, np.full(10, np.inf))
-    r = sampler.rank
+    lo, hi = -b, np.full(10, np.inf)
     U, _ = sobol_points(4, K)
-    _, lw = sampler._log_weights_from_uniforms(np.column_stack([U[:, : r - 1], np.full(K, 0.5)]))
+    st = pivoted_lq(W, lo, hi)
+    r = st.r
+    V = np.column_stack([U[:, : r - 1], np.full(K, 0.5)])
+    tr = get_toy_estimator("quadrature").trace(HalfspaceToy(W, b), K, seed=0)
+    _, lw = _sample_Z(st, minimax_tilt(st, pilot_points=128).mu, V)
     ref = float(logsumexp(lw) - math.log(K))
     assert math.isfinite(ref) and len(tr.records) == r
     assert abs(tr.final.log_mass() - ref) <= 1e-12 * max(1.0, abs(ref))
+    tr512 = QuadratureEstimator(pilot_points=512).trace(HalfspaceToy(W, b), K, seed=0)
+    _, lw = TiltedPolytopeSampler(W, lo, hi)._log_weights_from_uniforms(V)
+    ref = float(logsumexp(lw) - math.log(K))
+    assert abs(tr512.final.log_mass() - ref) <= 1e-12 * max(1.0, abs(ref))
 
 
 def test_deterministic_and_seed_ignored():

@@ -123,7 +123,7 @@ def lq_flops(st: PolytopeStructure, m: int, d: int) -> float:
     return f
 
 
-def tilt_flops(st: PolytopeStructure, sol: TiltSolution) -> tuple[float, float]:
+def tilt_flops(st: PolytopeStructure, sol: TiltSolution, pilot_points: int = 512) -> tuple[float, float]:
     """``(solver FLOPs, pilot FLOPs)`` of :func:`~lowprob.gaussian_polytope.minimax_tilt` from its counters.
 
     One ``(grad psi, Jacobian)``: active rows, ``r`` interval masses, ``2 r`` exponentials and
@@ -131,7 +131,7 @@ def tilt_flops(st: PolytopeStructure, sol: TiltSolution) -> tuple[float, float]:
     active rows, ``r`` interval masses and ``3 r``; MINPACK ``8 N^2`` per function evaluation
     (Broyden rank-1 QR update and dogleg step) and ``8 N^3 / 3`` per Jacobian (QR and forming
     ``Q``), ``N = 2 (r - 1)``; HiGHS ``2 rc + it (2 rc + 4 r^2)`` per LP (pricing and dense
-    basis updates). Pilot: the tilted draws on the fixed 512-point stream (every pivot drawn).
+    basis updates). Pilot: the tilted draws on the fixed ``pilot_points`` stream (every pivot drawn).
     """
     r = st.r
     act = _active_rows_flops(st)
@@ -144,13 +144,13 @@ def tilt_flops(st: PolytopeStructure, sol: TiltSolution) -> tuple[float, float]:
         f += 2.0 * rows * cols + it * (2.0 * rows * cols + 4.0 * rows**2)
     pilot = 0.0
     if sol.pilot_points:
-        per = sum(pivot_step_flops(512, j, len(lo), True) for j, lo in enumerate(st.lo))
-        pilot = per * sol.pilot_points / 512.0
+        per = sum(pivot_step_flops(pilot_points, j, len(lo), True) for j, lo in enumerate(st.lo))
+        pilot = per * sol.pilot_points / float(pilot_points)
     return f, pilot
 
 
 def quadrature_steps(
-    W: np.ndarray, b: np.ndarray | None = None, *, tilt: bool = True
+    W: np.ndarray, b: np.ndarray | None = None, *, tilt: bool = True, pilot_points: int = 128
 ) -> tuple[list[Any], dict[str, float]]:
     """The backward pass for one instance: the pivot steps and the setup FLOPs by label.
 
@@ -171,8 +171,8 @@ def quadrature_steps(
     st = pivoted_lq(C, lo, hi, count=executed_count)
     labels = {"lq": lq_flops(st, C.shape[0], n)}
     if tilt:
-        sol = minimax_tilt(st, count=executed_count)
-        solver, pilot = tilt_flops(st, sol)
+        sol = minimax_tilt(st, count=executed_count, pilot_points=pilot_points)
+        solver, pilot = tilt_flops(st, sol, pilot_points)
         executed.record(solver, "tilt solve (formula from the solver's counters)")
         labels["tilt"] = solver + pilot
         if sol.log_upper_bound == -np.inf:
@@ -195,6 +195,7 @@ class QuadratureEstimator(ToyPropagationEstimator):
     name: str = "quadrature"
     budget_unit: str = "points"
     tilt: bool = True
+    pilot_points: int = 128
 
     def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> QuadratureCloud:
         return QuadratureCloud.start(sobol_points(max(n - 1, 1), budget)[0])
@@ -203,7 +204,7 @@ class QuadratureEstimator(ToyPropagationEstimator):
         return keep_quadrature_cloud
 
     def _steps(self, W: np.ndarray, b: np.ndarray | None = None, budget: int = 0) -> tuple[list[Any], float]:
-        steps, labels = quadrature_steps(W, b, tilt=self.tilt)
+        steps, labels = quadrature_steps(W, b, tilt=self.tilt, pilot_points=self.pilot_points)
         return steps, float(sum(labels.values()))
 
     def _check(self, budget: object, seed: object) -> int:
@@ -213,7 +214,7 @@ class QuadratureEstimator(ToyPropagationEstimator):
 
     def _trace_one(self, W: np.ndarray, b: np.ndarray | None, budget: int) -> PropagationTrace:
         t0 = time.perf_counter()
-        steps, labels = quadrature_steps(W, b, tilt=self.tilt)
+        steps, labels = quadrature_steps(W, b, tilt=self.tilt, pilot_points=self.pilot_points)
         setup_seconds = time.perf_counter() - t0
         points, pre = sobol_points(max(W.shape[1] - 1, 1), budget)
         tr = propagate(
