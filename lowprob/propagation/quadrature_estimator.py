@@ -195,7 +195,12 @@ class QuadratureEstimator(ToyPropagationEstimator):
     name: str = "quadrature"
     budget_unit: str = "points"
     tilt: bool = True
-    pilot_points: int = 128
+    #: pilot draws for the non-smooth tilt fallback; None: ``min(512, max(128, K // 4))`` (the
+    #: setup grows with the budget up to ``gaussian_polytope_probability``'s 512)
+    pilot_points: int | None = None
+
+    def _pilot(self, budget: int) -> int:
+        return int(self.pilot_points) if self.pilot_points is not None else min(512, max(128, budget // 4))
 
     def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> QuadratureCloud:
         return QuadratureCloud.start(sobol_points(max(n - 1, 1), budget)[0])
@@ -204,7 +209,7 @@ class QuadratureEstimator(ToyPropagationEstimator):
         return keep_quadrature_cloud
 
     def _steps(self, W: np.ndarray, b: np.ndarray | None = None, budget: int = 0) -> tuple[list[Any], float]:
-        steps, labels = quadrature_steps(W, b, tilt=self.tilt, pilot_points=self.pilot_points)
+        steps, labels = quadrature_steps(W, b, tilt=self.tilt, pilot_points=self._pilot(budget))
         return steps, float(sum(labels.values()))
 
     def _check(self, budget: object, seed: object) -> int:
@@ -214,7 +219,7 @@ class QuadratureEstimator(ToyPropagationEstimator):
 
     def _trace_one(self, W: np.ndarray, b: np.ndarray | None, budget: int) -> PropagationTrace:
         t0 = time.perf_counter()
-        steps, labels = quadrature_steps(W, b, tilt=self.tilt, pilot_points=self.pilot_points)
+        steps, labels = quadrature_steps(W, b, tilt=self.tilt, pilot_points=self._pilot(budget))
         setup_seconds = time.perf_counter() - t0
         points, pre = sobol_points(max(W.shape[1] - 1, 1), budget)
         tr = propagate(
