@@ -1,9 +1,9 @@
 """The deterministic quadrature sketches ``quadrature`` / ``quadrature-genz`` (issue 11, item 3).
 
-Tier: fast (about 10 s on one core). Oracles: the exact oracle (``d = 4``) and the shared Botev
+Tier: fast (about 5 s on one core). Oracles: the exact oracle (``d = 4``) and the shared Botev
 sampler of :mod:`lowprob.gaussian_polytope` fed the same points. Tolerances are stated per test;
 the method is deterministic, so they bound the quadrature error on the fixed seeded instances
-(measured errors are below 1/3 of each tolerance).
+(the measured errors are quoted beside each tolerance).
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def _instances(m: int, count: int, pmin: float, seed: int) -> list[tuple[np.ndar
 
 
 class TestQuadratureContract(EstimatorContract):
-    """Tolerances: at K = 1024 the relative error on the kit's d = 4, m = 8 instances (p >= 1e-3)
-    is below 2e-3 (measured); rtol 0.02 and nmse_tolerance 1e-3 (the best constant reaches 0.34)."""
+    """Tolerances: at K = 1024 the largest relative error on the kit's d = 4, m = 8 instances
+    (p >= 1e-3) was measured at 6.1e-3 (quadrature) and 7.9e-3 (genz), the relative MSE at 1.4e-6
+    and 2.0e-6; rtol 0.02 and nmse_tolerance 1e-3 (the best constant reaches 0.34)."""
 
     budget = 1024
     nmse_tolerance = 1e-3
@@ -66,7 +67,8 @@ class TestGenzQuadratureContract(TestQuadratureContract):
 
 @pytest.mark.parametrize("m", [8, 16])
 def test_matches_exact_oracle_and_improves_with_K(m):
-    """Mean relative error over 6 instances (p >= 1e-5): <= 5e-3 at K = 4096, and smaller than at K = 64."""
+    """Mean relative error over 6 instances (p >= 1e-5): <= 5e-3 at K = 4096 (measured 3.0e-4 at
+    m = 8, 1.1e-3 at m = 16), and 4x smaller than at K = 64 (measured 2.5e-2, 2.8e-2)."""
     est = get_toy_estimator("quadrature")
     errs = {}
     for K in (64, 4096):
