@@ -176,3 +176,22 @@ def test_cost_model_registered_and_refuses_huge_budgets():
     W, _ = _instances(8, 1, 1e-4, 5)[0]
     with pytest.raises(InputValueError, match="quadrature"):
         get_toy_estimator("quadrature").estimate(W, 2**40, seed=0)
+
+
+def test_zero_rows_and_lazy_exports():
+    """``quadrature_steps``: a zero row with b > 0 is dropped; with b <= 0 the event is empty.
+    (``HalfspaceToy`` itself refuses zero rows.)"""
+    import lowprob.propagation as P
+    from lowprob.propagation.quadrature_cloud import EmptyPolytopeStep, PivotStep
+    from lowprob.propagation.quadrature_estimator import quadrature_steps
+
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((6, 4))
+    Wz = np.vstack([W, np.zeros((1, 4))])
+    kept, _ = quadrature_steps(Wz, np.r_[np.zeros(6), 1.0])
+    ref, _ = quadrature_steps(W, np.zeros(6))
+    assert [type(s) for s in kept] == [PivotStep] * 4 and len(ref) == 4
+    assert all(np.array_equal(a.rows, b.rows) and a.mu == b.mu for a, b in zip(kept, ref, strict=True))
+    empty, _ = quadrature_steps(Wz, np.r_[np.zeros(6), -1.0])
+    assert [type(s) for s in empty] == [EmptyPolytopeStep]
+    assert isinstance(P.QuadratureEstimator().trace(W, 256).final, P.QuadratureCloud)
