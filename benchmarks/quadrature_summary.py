@@ -48,7 +48,8 @@ def summarise(path: Path, count: int) -> dict:
     sp = max(r["methods"]["sampling"]["points"], key=lambda p: p["budget"])
     fs = sp["flops_per_instance"] / sp["budget"]
     out = {"file": str(path), "d": d, "m": m, "n_instances": r["n_instances"], "n_feasible": r["n_feasible"],
-           "truth": r["truth"], "truth_noise_nmse": r["truth_noise_nmse"], "trivial_nmse": r["trivial_nmse"],
+           "truth": r["truth"], "truth_noise_nmse": float(r["truth_noise_nmse"]),
+           "trivial_nmse": float(r["trivial_nmse"]),
            "sampling_flops_per_sample": fs, "sampling": r["methods"]["sampling"], "methods": {}}
     for meth, rec in r["methods"].items():
         if meth == "sampling":
@@ -118,7 +119,7 @@ def _plot(summaries: list[dict], path: Path) -> None:
             ax.errorbar([x["flops"] for x in rows], y, yerr=err, marker="o", label=f"{meth} (curves FLOPs)")
             ax.loglog([x["flops_feasible"] for x in rows], y, marker="s", ls=":", label=f"{meth} (feasible FLOPs)")
         ax.axhline(s["trivial_nmse"], color="gray", lw=0.8, label="trivial predictor")
-        if s["truth_noise_nmse"] > 1e-20:  # the exact oracle has ~1e-30: not drawn
+        if 1e-20 < s["truth_noise_nmse"] < math.inf:  # the exact oracle has ~1e-30: not drawn
             ax.axhline(s["truth_noise_nmse"], color="red", lw=0.8, ls=":", label="truth noise")
         ax.set_xlabel("counted FLOPs per instance")
         ax.set_ylabel("nMSE")
