@@ -45,6 +45,12 @@ sample standard error.
 Public API: :func:`gaussian_polytope_probability` -> :class:`PolytopeResult`;
 :class:`TiltedPolytopeSampler` (weighted samples of ``x`` from the tilted proposal, for
 importance-sampling corrections); :func:`log_normal_interval` (``log(Phi(b) - Phi(a))``).
+The building blocks, shared with the deterministic quadrature of
+:mod:`lowprob.propagation.quadrature_cloud` (one implementation): :func:`pivoted_lq` ->
+:class:`PolytopeStructure`, :func:`minimax_tilt` -> :class:`TiltSolution` (with the solver's work
+counters), :func:`pivot_interval`, :func:`tilted_pivot_update` (one pivot of the sequential
+proposal), :func:`truncated_normal_ppf`; each takes an optional ``count`` hook
+(:data:`OpCount`) that reports the operations it executes.
 """
 
 from __future__ import annotations
