@@ -45,12 +45,19 @@ sample standard error.
 Public API: :func:`gaussian_polytope_probability` -> :class:`PolytopeResult`;
 :class:`TiltedPolytopeSampler` (weighted samples of ``x`` from the tilted proposal, for
 importance-sampling corrections); :func:`log_normal_interval` (``log(Phi(b) - Phi(a))``).
+The building blocks, shared with the deterministic quadrature of
+:mod:`lowprob.propagation.quadrature_cloud` (one implementation): :func:`pivoted_lq` ->
+:class:`PolytopeStructure`, :func:`minimax_tilt` -> :class:`TiltSolution` (with the solver's work
+counters), :func:`pivot_interval`, :func:`tilted_pivot_update` (one pivot of the sequential
+proposal), :func:`truncated_normal_ppf`; each takes an optional ``count`` hook
+(:data:`OpCount`) that reports the operations it executes.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,12 +70,36 @@ from lowprob._validation import as_generator, check_finite_array, check_int
 from lowprob.errors import InputValueError
 
 __all__ = [
+    "OpCount",
     "PolytopeResult",
+    "PolytopeStructure",
+    "TiltSolution",
     "TiltedPolytopeSampler",
     "gaussian_polytope_probability",
     "log_normal_interval",
     "log_normal_le_zero",
+    "minimax_tilt",
+    "pivot_interval",
+    "pivoted_lq",
+    "tilted_pivot_update",
+    "truncated_normal_ppf",
 ]
+
+#: Optional operation tally ``count(kind, n)``: ``n`` operations of ``kind`` were executed, ``kind``
+#: one of ``"arith"`` (scalar add, multiply, compare), ``"elementary"`` (``exp``, ``log``, ``sqrt``),
+#: ``"interval_mass"`` (one element of :func:`log_normal_interval`) or ``"truncnorm_ppf"`` (one
+#: element of :func:`truncated_normal_ppf`). The functions below call it with the sizes of the
+#: arrays they actually process; :mod:`lowprob.propagation.quadrature_cloud` turns the tallies
+#: into executed FLOPs with its stated per-evaluation constants.
+OpCount = Callable[[str, float], None]
+
+
+def _tally(count: OpCount | None, **ops: float) -> None:
+    if count is not None:
+        for kind, n in ops.items():
+            if n:
+                count(kind, float(n))
+
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -87,12 +118,13 @@ def _log1mexp(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def log_normal_interval(a: object, b: object) -> np.ndarray:
+def log_normal_interval(a: object, b: object, *, count: OpCount | None = None) -> np.ndarray:
     """``log(Phi(b) - Phi(a))`` elementwise for ``a <= b`` (``-inf`` where ``a >= b``).
 
     Stable in both tails: for ``a > 0`` it uses upper tails ``log Q``, for ``b < 0`` lower
     tails ``log Phi``, and ``log1p(-Phi(a) - Q(b))`` when the interval straddles 0
-    (Botev 2017, appendix, ``lnNpr``).
+    (Botev 2017, appendix, ``lnNpr``). ``count`` (optional, :data:`OpCount`) receives the
+    operations executed, branch by branch.
     """
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     out = np.full(a.shape, -np.inf)
@@ -100,6 +132,7 @@ def log_normal_interval(a: object, b: object) -> np.ndarray:
     pos = ok & (a > 0)
     neg = ok & (b < 0)
     mid = ok & ~(pos | neg)
+    _tally(count, interval_mass=a.size)
     if np.any(pos):
         la, lb = log_ndtr(-a[pos]), log_ndtr(-b[pos])
         out[pos] = la + _log1mexp(lb - la)
@@ -120,13 +153,21 @@ def log_normal_le_zero(mu: object, sd: object) -> np.ndarray:
     return log_ndtr(z)
 
 
-def _truncnorm_ppf(a: np.ndarray, b: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse CDF of ``N(0,1)`` truncated to ``[a, b]`` at ``u in (0,1)``, stable in the tails."""
+def truncated_normal_ppf(
+    a: np.ndarray, b: np.ndarray, u: np.ndarray, *, count: OpCount | None = None
+) -> np.ndarray:
+    """Inverse CDF of ``N(0,1)`` truncated to ``[a, b]`` at ``u in (0,1)``, stable in the tails.
+
+    ``a > 0``: ``Q(z) = Q(a) - u (Q(a) - Q(b))`` in log space (``ndtri_exp``); ``b < 0``: the
+    mirror image with ``Phi``; otherwise ``z = ndtri(Phi(a) + u (Phi(b) - Phi(a)))``. The result
+    is clipped to ``[a, b]``. ``count``: see :data:`OpCount`.
+    """
     a, b, u = np.broadcast_arrays(a, b, u)
     z = np.empty(a.shape)
     pos = a > 0
     neg = b < 0
     mid = ~(pos | neg)
+    _tally(count, truncnorm_ppf=a.size)
     if np.any(pos):  # Q(z) = Q(a) - u (Q(a) - Q(b))
         lqa, lqb = log_ndtr(-a[pos]), log_ndtr(-b[pos])
         t = lqa + np.log1p(-u[pos] * (-np.expm1(lqb - lqa)))
@@ -141,12 +182,20 @@ def _truncnorm_ppf(a: np.ndarray, b: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.clip(z, a, b)
 
 
+_truncnorm_ppf = truncated_normal_ppf  # the historical private name (tests, baselines)
+
+
 # --------------------------------------------------------------------------------------
 # the sequential structure
 # --------------------------------------------------------------------------------------
 @dataclass
-class _Structure:
-    """Output of the pivoted LQ: per pivot ``j`` the rows it owns, scaled to coefficient 1."""
+class PolytopeStructure:
+    """Output of the pivoted LQ (:func:`pivoted_lq`): per pivot ``j`` the rows it owns.
+
+    With ``Z = Q^T xi ~ N(0, I_r)`` the event is ``lo[j] <= Z_j + rows[j] @ Z_<j <= hi[j]``
+    for every ``j`` (each owned row scaled so that its coefficient on ``Z_j`` is 1), i.e.
+    ``Z_j in [lt_j, ut_j]`` with the bounds of :func:`pivot_interval`.
+    """
 
     Q: np.ndarray  # (d, r) orthonormal
     rows: list[np.ndarray]  # rows[j]: (n_j, j) coefficients on Z_<j
@@ -160,9 +209,22 @@ class _Structure:
         return int(self.Q.shape[1])
 
 
-def _pivoted_lq(C: np.ndarray, lo: np.ndarray, hi: np.ndarray, rtol: float) -> _Structure:
+_Structure = PolytopeStructure  # historical private name
+
+
+def pivoted_lq(
+    C: np.ndarray, lo: np.ndarray, hi: np.ndarray, rtol: float = 1e-10, *, count: OpCount | None = None
+) -> PolytopeStructure:
+    """Botev's pivoted LQ of ``C`` (``m x d``) for the event ``lo <= C xi <= hi`` (module docstring, step 2).
+
+    Next pivot: the active row with the smallest conditional interval probability given the
+    truncated means ``zbar`` of the earlier pivots (Botev 2017, Sec. 4.1); rows whose residual
+    falls below ``rtol`` times their norm become dependent and are owned by the last pivot they
+    involve. ``count`` (:data:`OpCount`) receives the operations executed, iteration by iteration.
+    """
     m, d = C.shape
     norms0 = np.linalg.norm(C, axis=1)
+    _tally(count, arith=2 * m * d, elementary=m)
     R = C.copy()
     kmax = min(m, d)
     L = np.zeros((m, kmax))
@@ -174,22 +236,26 @@ def _pivoted_lq(C: np.ndarray, lo: np.ndarray, hi: np.ndarray, rtol: float) -> _
     for j in range(kmax):
         res = np.linalg.norm(R, axis=1)
         cand = active & (res > rtol * norms0)
+        _tally(count, arith=2 * m * d + 2 * m, elementary=m)
         active &= cand  # rows with no residual left are dependent on earlier pivots
         if not np.any(cand):
             break
         idx = np.flatnonzero(cand)
         shift = L[idx, :j] @ zbar[:j]
         s = res[idx]
-        lp = log_normal_interval((lo[idx] - shift) / s, (hi[idx] - shift) / s)
+        lp = log_normal_interval((lo[idx] - shift) / s, (hi[idx] - shift) / s, count=count)
         k = int(idx[np.argmin(lp)])  # ties -> lowest index (deterministic)
         q = R[k] / res[k]
         if j:
             q -= Q[:, :j] @ (Q[:, :j].T @ q)  # re-orthogonalise
             q /= np.linalg.norm(q)
+            _tally(count, arith=4 * d * j + 4 * d, elementary=1)
         Q[:, j] = q
         coef = R[idx] @ q
         L[idx, j] = coef
         R[idx] -= np.outer(coef, q)
+        ni = idx.size  # shift, 4 bound ops, argmin, q, coef, rank-1 update
+        _tally(count, arith=2 * ni * j + 5 * ni + d + 4 * ni * d)
         R[k] = 0.0
         active[k] = False
         owner[k] = j
@@ -197,7 +263,8 @@ def _pivoted_lq(C: np.ndarray, lo: np.ndarray, hi: np.ndarray, rtol: float) -> _
         # truncated mean of the new pivot given the earlier means (Botev's z_j)
         tl = (lo[k] - shift[idx == k][0]) / L[k, j]
         tu = (hi[k] - shift[idx == k][0]) / L[k, j]
-        w = log_normal_interval(tl, tu)
+        w = log_normal_interval(tl, tu, count=count)
+        _tally(count, arith=16, elementary=2)
         with np.errstate(invalid="ignore", over="ignore"):
             zbar[j] = float(
                 np.exp(-0.5 * tl * tl - w - _LOG_SQRT_2PI) - np.exp(-0.5 * tu * tu - w - _LOG_SQRT_2PI)
@@ -224,26 +291,72 @@ def _pivoted_lq(C: np.ndarray, lo: np.ndarray, hi: np.ndarray, rtol: float) -> _
         los.append(lo_k)
         his.append(hi_k)
         index.append(ks)
-    return _Structure(Q, rows, los, his, index, np.asarray(pivots, dtype=np.int64))
+        _tally(count, arith=ks.size * (j + 4))
+    return PolytopeStructure(Q, rows, los, his, index, np.asarray(pivots, dtype=np.int64))
 
 
-def _bounds(st: _Structure, j: int, Zprev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Interval ``[lt_j, ut_j]`` for ``Z_j`` given ``Zprev`` (``(n, j)``); returns ``(n,)`` each."""
+def pivot_interval(
+    rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, Zprev: np.ndarray, *, count: OpCount | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[lt_j, ut_j]`` for ``Z_j`` given ``Zprev`` (``(n, j)``): ``lt_j = max_k (lo_k - rows_k . Z_<j)``,
+    ``ut_j = min_k (hi_k - rows_k . Z_<j)`` over the ``n_j`` rows owned by pivot ``j``
+    (``rows`` ``(n_j, j)``, ``lo``, ``hi`` ``(n_j,)``); returns ``(n,)`` each."""
+    n, j = Zprev.shape
+    nj = lo.shape[0]
     if j == 0:
-        lt = np.full(Zprev.shape[0], st.lo[0].max())
-        ut = np.full(Zprev.shape[0], st.hi[0].min())
-        return lt, ut
-    c = Zprev @ st.rows[j].T  # (n, n_j)
+        _tally(count, arith=2 * max(nj - 1, 0))
+        return np.full(n, lo.max()), np.full(n, hi.min())
+    c = Zprev @ rows.T  # (n, n_j)
     with np.errstate(invalid="ignore"):
-        lt = np.max(st.lo[j][None, :] - c, axis=1)
-        ut = np.min(st.hi[j][None, :] - c, axis=1)
+        lt = np.max(lo[None, :] - c, axis=1)
+        ut = np.min(hi[None, :] - c, axis=1)
+    _tally(count, arith=n * nj * (2 * j + 4))  # dot products, 2 subtractions, max and min
     return lt, ut
+
+
+def _bounds(st: PolytopeStructure, j: int, Zprev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pivot_interval` for pivot ``j`` of ``st``."""
+    return pivot_interval(st.rows[j], st.lo[j], st.hi[j], Zprev)
+
+
+def tilted_pivot_update(
+    rows: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    mu_j: float,
+    Zprev: np.ndarray,
+    u: np.ndarray | None,
+    logw: np.ndarray,
+    *,
+    count: OpCount | None = None,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """One pivot of the tilted sequential proposal (Botev 2017, eqs. 9-10): ``(Z_j, log_w)``.
+
+    ``log_w += log(Phi(ut_j - mu_j) - Phi(lt_j - mu_j)) + mu_j^2 / 2 - mu_j Z_j`` with
+    ``Z_j = mu_j + F^{-1}(u)``, ``F`` the CDF of ``N(0, 1)`` truncated to
+    ``[lt_j - mu_j, ut_j - mu_j]`` (:func:`pivot_interval`, :func:`truncated_normal_ppf`).
+    ``u = None`` (the last pivot, ``mu_j = 0``): only the interval mass, no draw (``Z_j = None``).
+    Shapes: ``Zprev (n, j)``, ``u (n,)``, ``logw (n,)``; returns new arrays.
+    """
+    lt, ut = pivot_interval(rows, lo, hi, Zprev, count=count)
+    n = lt.shape[0]
+    logw = logw + (log_normal_interval(lt - mu_j, ut - mu_j, count=count) + 0.5 * mu_j**2)
+    _tally(count, arith=4 * n)  # two shifts, two additions
+    if u is None:
+        return None, logw
+    empty = ~(lt < ut)
+    lt_s = np.where(empty, 0.0, lt - mu_j)
+    ut_s = np.where(empty, 1.0, ut - mu_j)
+    z = mu_j + truncated_normal_ppf(lt_s, ut_s, u, count=count)
+    logw = logw - mu_j * z
+    _tally(count, arith=6 * n)  # comparison, two shifts, mu + F^-1, mu z, subtraction
+    return z, logw
 
 
 # --------------------------------------------------------------------------------------
 # psi, its gradient and Jacobian (the minimax tilting equations)
 # --------------------------------------------------------------------------------------
-def _active_rows(st: _Structure, x: np.ndarray) -> tuple[np.ndarray, ...]:
+def _active_rows(st: PolytopeStructure, x: np.ndarray) -> tuple[np.ndarray, ...]:
     r = st.r
     La = np.zeros((r, r))
     Lb = np.zeros((r, r))
@@ -262,12 +375,12 @@ def _active_rows(st: _Structure, x: np.ndarray) -> tuple[np.ndarray, ...]:
     return lt, ut, La, Lb
 
 
-def _psi(st: _Structure, x: np.ndarray, mu: np.ndarray) -> float:
+def _psi(st: PolytopeStructure, x: np.ndarray, mu: np.ndarray) -> float:
     lt, ut, _, _ = _active_rows(st, x)
     return float(np.sum(log_normal_interval(lt - mu, ut - mu) + 0.5 * mu**2 - x * mu))
 
 
-def _grad_jac(st: _Structure, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _grad_jac(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r = st.r
     n = r - 1
     x = np.zeros(r)
@@ -300,10 +413,13 @@ def _grad_jac(st: _Structure, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return grad, J
 
 
-def _interior_point(st: _Structure, box: float = 50.0) -> tuple[np.ndarray, float]:
-    """Chebyshev-style interior point of ``{Z : rows}`` in ``|Z_i| <= box``; ``(Z, margin)``.
+def _interior_point(
+    st: PolytopeStructure, box: float = 50.0
+) -> tuple[np.ndarray, float, tuple[tuple[int, int, int], ...]]:
+    """Chebyshev-style interior point of ``{Z : rows}`` in ``|Z_i| <= box``; ``(Z, margin, lp_work)``.
 
-    ``margin <= 0`` means the polytope has no interior (probability 0).
+    ``margin <= 0`` means the polytope has no interior (probability 0). ``lp_work`` lists
+    ``(iterations, constraints, variables)`` of each linear program solved (HiGHS).
     """
     r = st.r
     A_ub, b_ub = [], []
@@ -324,8 +440,9 @@ def _interior_point(st: _Structure, box: float = 50.0) -> tuple[np.ndarray, floa
     c[-1] = -1.0
     bounds = [(-box, box)] * r + [(None, 1.0)]
     res = optimize.linprog(c, A_ub=A_ub_a, b_ub=b_ub_a, bounds=bounds, method="highs")
+    work = ((int(getattr(res, "nit", 0) or 0), int(A_ub_a.shape[0]), r + 1),)
     if res.status != 0 or res.x[-1] <= 0:
-        return np.zeros(r), -math.inf
+        return np.zeros(r), -math.inf, work
     # second stage: the point of smallest l1 norm keeping half of that margin (the mass of an
     # unbounded cone sits near the origin, not at the box edge): variables (Z, s), |Z| <= s
     t_half = 0.5 * float(res.x[-1])
@@ -337,29 +454,78 @@ def _interior_point(st: _Structure, box: float = 50.0) -> tuple[np.ndarray, floa
     c2 = np.concatenate([np.zeros(r), np.ones(r)])
     res2 = optimize.linprog(c2, A_ub=A2, b_ub=b2, bounds=[(-box, box)] * (2 * r), method="highs")
     z = res2.x[:r] if res2.status == 0 else res.x[:r]
-    return z, float(res.x[-1])
+    work += ((int(getattr(res2, "nit", 0) or 0), int(A2.shape[0]), 2 * r),)
+    return z, float(res.x[-1]), work
 
 
-def _solve_tilting(st: _Structure) -> tuple[np.ndarray, np.ndarray, bool, float]:
-    """``(x*, mu*, converged, log_upper_bound)`` (see the module docstring for failures)."""
+@dataclass(frozen=True)
+class TiltSolution:
+    """The minimax tilt of :func:`minimax_tilt` and the work done to find it.
+
+    Attributes:
+        x, mu: ``(r,)`` the saddle point ``x*`` and tilt ``mu*`` (``mu_{r-1} = 0``).
+        converged: whether ``grad psi = 0`` was solved (else the best candidate or ``mu = 0``).
+        log_upper_bound: ``psi(x*; mu*)`` (``-inf``: no interior; ``inf``: unavailable).
+        grad_jac_evaluations: evaluations of ``(grad psi, Jacobian)`` (each ``O(r^3)``).
+        psi_evaluations: evaluations of ``psi`` alone.
+        root_function_evaluations, root_jacobian_evaluations: MINPACK's ``nfev`` / ``njev``
+            summed over the root searches run (its own linear algebra is charged per call).
+        lp_work: ``(iterations, constraints, variables)`` of each LP (interior point).
+        pilot_points: tilted draws spent on the fixed pilot stream when the search failed.
+    """
+
+    x: np.ndarray
+    mu: np.ndarray
+    converged: bool
+    log_upper_bound: float
+    grad_jac_evaluations: int = 0
+    psi_evaluations: int = 0
+    root_function_evaluations: int = 0
+    root_jacobian_evaluations: int = 0
+    lp_work: tuple[tuple[int, int, int], ...] = ()
+    pilot_points: int = 0
+
+
+def minimax_tilt(
+    st: PolytopeStructure, *, count: OpCount | None = None, pilot_points: int = 512
+) -> TiltSolution:
+    """Botev's minimax tilt ``mu*`` for ``st`` (module docstring, step 4; Botev 2017, Theorem 2).
+
+    Solves ``grad psi(x, mu) = 0`` by ``scipy.optimize.root`` (``hybr``, then ``lm``) from
+    zero, or from an LP interior point when some pivot owns several rows (an empty interior
+    gives ``log_upper_bound = -inf``: probability 0). On failure the candidate (or ``mu = 0``)
+    with the smallest weight variance on a fixed ``pilot_points``-point pilot stream (default 512)
+    is returned with ``converged = False``. ``count`` receives the pilot's operations (:data:`OpCount`); the
+    solver's work is returned in the :class:`TiltSolution` counters.
+    """
     r = st.r
     zero = np.zeros(r)
     if r <= 1:
-        return zero, zero, True, _psi(st, zero, zero)
+        return TiltSolution(zero, zero, True, _psi(st, zero, zero), psi_evaluations=1)
     y0 = np.zeros(2 * (r - 1))
+    lp_work: tuple[tuple[int, int, int], ...] = ()
     if any(len(lo) > 1 for lo in st.lo):  # dependent rows: start from an interior point
-        z0, margin = _interior_point(st)
+        z0, margin, lp_work = _interior_point(st)
         if margin <= 0:
-            return zero, zero, True, -math.inf
+            return TiltSolution(zero, zero, True, -math.inf, lp_work=lp_work)
         y0[: r - 1] = z0[: r - 1]
         y0[r - 1 :] = z0[: r - 1]
+    calls = [0]
+    nfev = njev = 0
+
+    def fun(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls[0] += 1
+        return _grad_jac(st, y)
+
     candidates = []
     for method in ("hybr", "lm"):
         try:
             with np.errstate(all="ignore"):
-                sol = optimize.root(lambda y: _grad_jac(st, y), y0, jac=True, method=method)
+                sol = optimize.root(fun, y0, jac=True, method=method)
+            nfev += int(getattr(sol, "nfev", 0) or 0)
+            njev += int(getattr(sol, "njev", 0) or 0)
             y = sol.x
-            g, _ = _grad_jac(st, y)
+            g, _ = fun(y)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
         if not (np.all(np.isfinite(y)) and np.all(np.isfinite(g))):
@@ -372,11 +538,13 @@ def _solve_tilting(st: _Structure) -> tuple[np.ndarray, np.ndarray, bool, float]
         # estimator unbiased; pick the candidate (or mu = 0) with the smallest variance on a
         # fixed pilot stream that is independent of the caller's samples.
         best, best_var = np.zeros(2 * (r - 1)), math.inf
-        U = np.random.default_rng(0).random((512, r))
+        U = np.random.default_rng(0).random((check_int("pilot_points", pilot_points, minimum=2), r))
+        pilot = 0
         for y in [np.zeros(2 * (r - 1)), *candidates]:
             mu = np.zeros(r)
             mu[: r - 1] = y[r - 1 :]
-            _, lw = _sample_Z(st, mu, U)
+            _, lw = _sample_Z(st, mu, U, count=count)
+            pilot += U.shape[0]
             if not np.any(np.isfinite(lw)):
                 continue
             lm = float(logsumexp(lw) - math.log(U.shape[0]))
@@ -385,26 +553,38 @@ def _solve_tilting(st: _Structure) -> tuple[np.ndarray, np.ndarray, bool, float]
                 best, best_var = y, v
         mu = np.zeros(r)
         mu[: r - 1] = best[r - 1 :]
-        return zero, mu, False, math.inf
+        return TiltSolution(
+            zero, mu, False, math.inf, grad_jac_evaluations=calls[0], root_function_evaluations=nfev,
+            root_jacobian_evaluations=njev, lp_work=lp_work, pilot_points=pilot,
+        )
     x = np.zeros(r)
     mu = np.zeros(r)
     x[: r - 1], mu[: r - 1] = y[: r - 1], y[r - 1 :]
-    return x, mu, True, _psi(st, x, mu)
+    return TiltSolution(
+        x, mu, True, _psi(st, x, mu), grad_jac_evaluations=calls[0], psi_evaluations=1,
+        root_function_evaluations=nfev, root_jacobian_evaluations=njev, lp_work=lp_work,
+    )
 
 
-def _sample_Z(st: _Structure, mu: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _solve_tilting(st: PolytopeStructure) -> tuple[np.ndarray, np.ndarray, bool, float]:
+    """``(x*, mu*, converged, log_upper_bound)`` of :func:`minimax_tilt`."""
+    t = minimax_tilt(st)
+    return t.x, t.mu, t.converged, t.log_upper_bound
+
+
+def _sample_Z(
+    st: PolytopeStructure, mu: np.ndarray, U: np.ndarray, *, count: OpCount | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Sequential tilted draws from uniforms ``U`` (``(n, r)``): ``(Z (n, r), log_w (n,))``."""
     n, r = U.shape[0], st.r
     Z = np.zeros((n, r))
     logw = np.zeros(n)
     for j in range(r):
-        lt, ut = _bounds(st, j, Z[:, :j])
-        logw += log_normal_interval(lt - mu[j], ut - mu[j]) + 0.5 * mu[j] ** 2
-        empty = ~(lt < ut)
-        lt_s = np.where(empty, 0.0, lt - mu[j])
-        ut_s = np.where(empty, 1.0, ut - mu[j])
-        Z[:, j] = mu[j] + _truncnorm_ppf(lt_s, ut_s, U[:, min(j, U.shape[1] - 1)])
-        logw -= mu[j] * Z[:, j]
+        z, logw = tilted_pivot_update(
+            st.rows[j], st.lo[j], st.hi[j], float(mu[j]), Z[:, :j], U[:, min(j, U.shape[1] - 1)], logw,
+            count=count,
+        )
+        Z[:, j] = z
     logw[~np.isfinite(logw)] = -np.inf
     return Z, logw
 
@@ -563,7 +743,7 @@ class TiltedPolytopeSampler:
             self.x_star = self.mu = np.zeros(0)
             self.converged, self.log_upper_bound = True, (-math.inf if self.infeasible else 0.0)
             return
-        self.structure = _pivoted_lq(C[keep], lo[keep], hi[keep], rtol)
+        self.structure = pivoted_lq(C[keep], lo[keep], hi[keep], rtol)
         self.x_star, self.mu, self.converged, self.log_upper_bound = _solve_tilting(self.structure)
 
     @property

@@ -7,6 +7,8 @@
   :func:`lowprob.sketching.sketch_error.sketch_error` measures it at any step.
 * :mod:`~lowprob.propagation.toy_estimators` — ``kernel`` (spherical harmonics), ``hermite``
   (tensor Hermite) and ``sampling`` estimators, all through the same loop.
+* :mod:`~lowprob.propagation.quadrature_cloud`, :mod:`~lowprob.propagation.quadrature_estimator` —
+  ``quadrature`` / ``quadrature-genz``: a deterministic Sobol cloud through Botev/Genz pivots.
 * :mod:`~lowprob.propagation.gaussian_moments`, :mod:`~lowprob.propagation.cumulants`,
   :mod:`~lowprob.propagation.mlp_estimators` — random-MLP activation models (mean/covariance
   and cumulant propagation) and their estimators.
@@ -26,6 +28,7 @@ _LAZY = {
     "HalfspaceStep": "steps", "RandomHalfspaceStep": "steps", "halfspace_steps": "steps",
     "HermiteEstimator": "toy_estimators", "KernelEstimator": "toy_estimators",
     "SamplingEstimator": "toy_estimators",
+    "QuadratureEstimator": "quadrature_estimator", "QuadratureCloud": "quadrature_cloud",
 }
 
 
@@ -45,6 +48,8 @@ __all__ = [
     "MLPTailProblem",
     "MonteCarloMLP",
     "PropagationTrace",
+    "QuadratureCloud",
+    "QuadratureEstimator",
     "RandomHalfspaceStep",
     "SamplingEstimator",
     "StepRecord",

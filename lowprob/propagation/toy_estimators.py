@@ -359,3 +359,7 @@ TOY_ESTIMATORS.add("kernel_clenshaw", ClenshawKernelEstimator)
 TOY_ESTIMATORS.add("hermite", HermiteEstimator)
 TOY_ESTIMATORS.add("hermite_full", FullHermiteEstimator)
 TOY_ESTIMATORS.add("sampling", SamplingEstimator)
+
+# The deterministic quadrature sketches (``quadrature``, ``quadrature-genz``) register themselves
+# with this plugin module, so that loading the toy estimators loads them too.
+import lowprob.propagation.quadrature_estimator  # noqa: E402,F401
