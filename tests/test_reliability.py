@@ -528,3 +528,18 @@ def test_10_lm_batches_are_lazy():
     assert list(islice(it, 3)) == [1024, 1024, 1024]
     assert list(LMMethodBase._batches(2500, 1024)) == [1024, 1024, 452]
     assert list(LMMethodBase._batches(2048, 1024)) == [1024, 1024]
+
+
+def test_toy_time_estimate_counts_instances_once(monkeypatch):
+    """The batch time estimate is ``once + each * instances`` (it was multiplied by ``instances`` twice)."""
+    from lowprob.errors import BudgetError
+    from lowprob.toy_models.cost_models import TOY_COST_MODELS, check_toy_budget
+
+    _, once, each = TOY_COST_MODELS.get("hermite")(16, 16, 969)
+    n = 1000
+    stated = once + each * n
+    monkeypatch.setenv("LOWPROB_MAX_SECONDS", repr(stated * 1.01))
+    check_toy_budget("hermite", 16, 16, 969, instances=n)  # within the limit: no error
+    monkeypatch.setenv("LOWPROB_MAX_SECONDS", repr(stated * 0.99))
+    with pytest.raises(BudgetError):
+        check_toy_budget("hermite", 16, 16, 969, instances=n)

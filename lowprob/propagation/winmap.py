@@ -83,6 +83,14 @@ DEFAULT_GRID_BUDGETS: dict[str, dict[int, tuple[tuple[int, ...], str]]] = {
         64: (_hermite_budgets(64, 2), "total degree 0..2"),
     },
     "sampling": {n: ((100, 1_000, 10_000, 100_000), "exact 1/N law used for the comparison") for n in (4, 8, 16, 32, 64)},
+    "quadrature": {
+        n: ((16, 64, 256, 1024, 4096, 16384), "Sobol points through Botev's tilted pivots (powers of two)")
+        for n in (4, 8, 16, 32, 64)
+    },
+    "quadrature-genz": {
+        n: ((16, 64, 256, 1024, 4096, 16384, 65536), "Sobol points through Genz's pivots, mu = 0 (powers of two)")
+        for n in (4, 8, 16, 32, 64)
+    },
 }
 
 
@@ -95,7 +103,7 @@ class GridConfig:
     ns: tuple[int, ...] = (4, 8, 16, 32, 64)
     ratios: tuple[int, ...] = (1, 2, 4)
     instances: int = 40
-    methods: tuple[str, ...] = ("kernel", "hermite", "sampling")
+    methods: tuple[str, ...] = ("kernel", "hermite", "quadrature", "quadrature-genz", "sampling")
     problem: str = "halfspace"
     seed: int = 0
     bootstrap: int = 400
@@ -327,12 +335,25 @@ def _assemble(config: GridConfig, cells: list[dict[str, Any]], complete: bool) -
 MIN_TAIL_COVERAGE = 0.5
 
 
+#: a point counts for the targets only if its nMSE is at least this multiple of the truth's own noise
+MIN_NMSE_OVER_TRUTH_NOISE = 4.0
+
+
 def _reliable(c: dict[str, Any]) -> bool:
     """Tail coverage interval's lower end >= :data:`MIN_TAIL_COVERAGE` (cells stored before the
-    interval existed: the point value)."""
+    interval existed: the point value), and a truth with finite noise on every instance (the
+    Botev truth can fail on thin cones with ``m > n``: then its noise is infinite)."""
     ci = c.get("tail_coverage_ci95")
     cov = ci[0] if ci else c.get("tail_coverage")
-    return cov is not None and cov >= MIN_TAIL_COVERAGE
+    noise = c.get("truth_noise_nmse")
+    truth_ok = noise is None or (isinstance(noise, (int, float)) and math.isfinite(noise))
+    return cov is not None and cov >= MIN_TAIL_COVERAGE and truth_ok
+
+
+def _resolved(c: dict[str, Any], r: dict[str, Any]) -> bool:
+    """The point's nMSE is at least :data:`MIN_NMSE_OVER_TRUTH_NOISE` times the truth's noise."""
+    noise = c.get("truth_noise_nmse") or 0.0
+    return r["nmse"] >= MIN_NMSE_OVER_TRUTH_NOISE * noise
 
 
 def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
@@ -348,7 +369,7 @@ def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
         for meth, sl in c["slopes_vs_flops"].items():
             if meth == "sampling":
                 continue
-            pts = [r for r in c["rows"] if r["method"] == meth and r["informative"]]
+            pts = [r for r in c["rows"] if r["method"] == meth and r["informative"] and _resolved(c, r)]
             if not pts:
                 competing.append({"cell": f"{c['n']}x{c['m']}", "method": meth, "met": False, "why": "no informative budget"})
                 continue
@@ -379,7 +400,9 @@ def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
             "best_gain_over_sampling": 10 ** -best["log10_ratio_flops"] if best else None,
             "method": best["method"] if best else None, "flops": best["flops"] if best else None})
     return {"min_tail_coverage": MIN_TAIL_COVERAGE,
-            "reliability_rule": "lower end of the tail coverage's bootstrap 95 % interval >= min_tail_coverage",
+            "reliability_rule": "lower end of the tail coverage's bootstrap 95 % interval >= min_tail_coverage, "
+                                "and the truth's noise finite on every instance",
+            "resolution_rule": f"competing points need nMSE >= {MIN_NMSE_OVER_TRUTH_NOISE:g} x the truth's noise nMSE",
             "unreliable_cells": [{"cell": f"{c['n']}x{c['m']}", "tail_coverage": c.get("tail_coverage"),
                                   "tail_coverage_ci95": c.get("tail_coverage_ci95")}
                                  for c in cells if not c.get("skipped") and not _reliable(c)],
