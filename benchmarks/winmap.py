@@ -47,8 +47,9 @@ def print_table(rec: dict) -> None:
         else:
             ci = c.get("tail_coverage_ci95") or [float("nan")] * 2
             print(f"  {c['n']}x{c['m']}: tail coverage (measured/exact trivial nMSE) {c['tail_coverage']:.2f} "
-                  f"[{ci[0]:.2f}, {ci[1]:.2f}] ({c.get('instance_law', 'stratified')} law); truth {c['truth'][:40]}..., truth noise nMSE {c['truth_noise_nmse']:.2e} "
-                  f"({c['truth_noise_over_smallest_nmse']:.2e} of the smallest method nMSE); trivial {c['trivial_nmse']:.2e}; "
+                  f"[{ci[0]:.2f}, {ci[1]:.2f}] ({c.get('instance_law', 'stratified')} law); truth {c['truth'][:40]}..., truth noise nMSE {float(c['truth_noise_nmse']):.2e} "
+                  f"({float(c['truth_noise_over_smallest_nmse'] or 'nan'):.2e} of the smallest method nMSE); "
+                  f"trivial {float(c['trivial_nmse']):.2e}; "
                   f"slopes vs FLOPs " + ", ".join(
                       f"{m}: {s['slope']:+.2f} [{s['ci95'][0]:+.2f}, {s['ci95'][1]:+.2f}]"
                       for m, s in c["slopes_vs_flops"].items() if s))

@@ -350,6 +350,13 @@ def _reliable(c: dict[str, Any]) -> bool:
     return cov is not None and cov >= MIN_TAIL_COVERAGE and truth_ok
 
 
+def _informative(c: dict[str, Any], r: dict[str, Any]) -> bool:
+    """For the targets: the 95 % CI lies below both the exact trivial nMSE and the trivial nMSE
+    measured on the same instances (a constant predictor is never informative, whatever the
+    sampling noise of the instances)."""
+    return bool(r["nmse_ci95"][1] < min(c["trivial_nmse"], c["trivial_nmse_measured"]))
+
+
 def _resolved(c: dict[str, Any], r: dict[str, Any]) -> bool:
     """The point's nMSE is at least :data:`MIN_NMSE_OVER_TRUTH_NOISE` times the truth's noise."""
     noise = c.get("truth_noise_nmse") or 0.0
@@ -369,7 +376,7 @@ def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
         for meth, sl in c["slopes_vs_flops"].items():
             if meth == "sampling":
                 continue
-            pts = [r for r in c["rows"] if r["method"] == meth and r["informative"] and _resolved(c, r)]
+            pts = [r for r in c["rows"] if r["method"] == meth and _informative(c, r) and _resolved(c, r)]
             if not pts:
                 competing.append({"cell": f"{c['n']}x{c['m']}", "method": meth, "met": False, "why": "no informative budget"})
                 continue
@@ -393,7 +400,7 @@ def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
     for c in cells:
         if c.get("skipped") or not _reliable(c):
             continue
-        inf = [r for r in c["rows"] if r["informative"] and r["log10_ratio_flops"] is not None]
+        inf = [r for r in c["rows"] if _informative(c, r) and _resolved(c, r) and r["log10_ratio_flops"] is not None]
         best = min(inf, key=lambda r: r["log10_ratio_flops"]) if inf else None
         gain.setdefault(f"m/n={c['m'] // c['n']}", []).append({
             "n": c["n"], "m": c["m"],
@@ -402,6 +409,7 @@ def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
     return {"min_tail_coverage": MIN_TAIL_COVERAGE,
             "reliability_rule": "lower end of the tail coverage's bootstrap 95 % interval >= min_tail_coverage, "
                                 "and the truth's noise finite on every instance",
+            "informative_rule": "95 % CI below both the exact and the measured trivial nMSE",
             "resolution_rule": f"competing points need nMSE >= {MIN_NMSE_OVER_TRUTH_NOISE:g} x the truth's noise nMSE",
             "unreliable_cells": [{"cell": f"{c['n']}x{c['m']}", "tail_coverage": c.get("tail_coverage"),
                                   "tail_coverage_ci95": c.get("tail_coverage_ci95")}
@@ -410,6 +418,17 @@ def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
             "competing_met_in_cells": sorted({x["cell"] for x in competing if x["met"]}),
             "kernel_4x16_within_5x": kernel_4x16,
             "gain_vs_n": gain}
+
+
+def _unreliable_label(c: dict[str, Any] | None) -> str:
+    """``''`` for a reliable cell, else why not (``tail x!`` or ``truth!``)."""
+    if c is None or _reliable(c):
+        return ""
+    ci = c.get("tail_coverage_ci95")
+    cov = ci[0] if ci else c.get("tail_coverage")
+    if cov is not None and cov >= MIN_TAIL_COVERAGE:
+        return " (truth!)"
+    return f" (tail {c.get('tail_coverage') or 0:.2f}!)"
 
 
 def plot_winmap(record: dict[str, Any], path: str | Path) -> None:
@@ -444,14 +463,14 @@ def plot_winmap(record: dict[str, Any], path: str | Path) -> None:
                     ax.text(j, i, f"{A[i, j]:+.1f}{mark}", ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(decs)), [f"1e{d}" for d in decs])
         cov = {f"{c['n']}x{c['m']}": c for c in record["cells"] if not c.get("skipped")}
-        labels = [r + ("" if r.split()[0] in cov and _reliable(cov[r.split()[0]]) else
-                       f" (tail {(cov.get(r.split()[0]) or {}).get('tail_coverage') or 0:.2f}!)") for r in rows]
+        labels = [r + _unreliable_label(cov.get(r.split()[0])) for r in rows]
         ax.set_yticks(range(len(rows)), labels, fontsize=7)
         ax.set_xlabel("method's counted FLOPs per instance (decade)")
         ax.set_title(f"log10 nMSE ratio vs sampling, {title}", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.04)
     fig.suptitle("win map (blue: deterministic method beats sampling; * = 95% CI not below the trivial E p level; "
-                 "'tail x!' = tail coverage x, its 95% CI reaching below 0.5: possibly optimistic)", fontsize=8)
+                 "'tail x!' = tail coverage x, its 95% CI reaching below 0.5: possibly optimistic; "
+                 "'truth!' = the truth failed on some instance)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
