@@ -802,7 +802,7 @@ class TiltedPolytopeSampler:
             if np.isfinite(lp):
                 rel = float(np.std(np.exp(reps_a - lp), ddof=1) / math.sqrt(n_replicates))
             else:
-                rel = 0.0
+                rel = math.inf  # the LP found an interior, but no draw hit it: unresolved, not 0
             method = "tilting-qmc"
         else:
             U = rng.random((n_samples, st.r))
@@ -812,7 +812,7 @@ class TiltedPolytopeSampler:
             if np.isfinite(lp):
                 rel = float(np.std(np.exp(lw - lp), ddof=1) / math.sqrt(n_samples))
             else:
-                rel = 0.0
+                rel = math.inf  # the LP found an interior, but no draw hit it: unresolved, not 0
             method = "tilting-mc"
         return PolytopeResult(
             log_probability=lp,

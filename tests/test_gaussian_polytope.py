@@ -232,3 +232,19 @@ def test_bad_input():
         gaussian_polytope_probability(A, 0.0, np.inf, n_samples=1)
     with pytest.raises(TypeError):
         gaussian_polytope_probability(A, 0.0, np.inf, seed=1.5)
+
+
+def test_feasible_cone_with_no_hit_is_unresolved_not_zero():
+    """A thin cone with an interior (m > d, the tilt does not converge) that no draw hits is
+    reported as 0 with an infinite error, never as an exact-looking 0 +- 0 (it was)."""
+    from lowprob.propagation.curves import feasible_mask
+
+    W = np.random.default_rng(0).standard_normal((16, 8))
+    assert feasible_mask(W[None])[0]  # the cone has an interior
+    r = gaussian_polytope_probability(W, np.zeros(16), np.full(16, np.inf), n_samples=1024, seed=1)
+    assert r.probability == 0.0
+    assert math.isinf(r.relative_error) and math.isinf(r.std_error)
+    # an empty polytope is still an exact 0
+    e = gaussian_polytope_probability(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.zeros(2), np.full(2, np.inf),
+                                      n_samples=256, seed=1)
+    assert e.probability == 0.0 and e.std_error == 0.0
