@@ -62,7 +62,6 @@ from lowprob.propagation.quadrature_cloud import (
 from lowprob.propagation.toy_estimators import BatchResult, ToyPropagationEstimator, trace_estimate
 from lowprob.toy_models.cost_models import check_toy_budget
 from lowprob.toy_models.halfspace import as_halfspace_toy
-from lowprob.toy_models.registry import TOY_ESTIMATORS
 
 __all__ = [
     "GenzQuadratureEstimator",
@@ -271,5 +270,3 @@ class GenzQuadratureEstimator(QuadratureEstimator):
     tilt: bool = False
 
 
-TOY_ESTIMATORS.add("quadrature", QuadratureEstimator)
-TOY_ESTIMATORS.add("quadrature-genz", GenzQuadratureEstimator)

@@ -65,7 +65,7 @@ from lowprob.propagation.steps import HalfspaceStep, RandomHalfspaceStep, halfsp
 from lowprob.sketching.claims import RandomHalfspaceProduct
 from lowprob.toy_models.cost_models import check_toy_budget
 from lowprob.toy_models.halfspace import HalfspaceToy, as_halfspace_toy
-from lowprob.toy_models.registry import TOY_ESTIMATORS
+from lowprob.toy_models.registry import TOY_ESTIMATORS, lazy_factory
 
 __all__ = [
     "trace_estimate",
@@ -360,6 +360,7 @@ TOY_ESTIMATORS.add("hermite", HermiteEstimator)
 TOY_ESTIMATORS.add("hermite_full", FullHermiteEstimator)
 TOY_ESTIMATORS.add("sampling", SamplingEstimator)
 
-# The deterministic quadrature sketches (``quadrature``, ``quadrature-genz``) register themselves
-# with this plugin module, so that loading the toy estimators loads them too.
-import lowprob.propagation.quadrature_estimator  # noqa: E402,F401
+# The deterministic quadrature sketches live in their own module, which imports this one: they
+# are registered lazily (imported on first use), so there is no import cycle.
+TOY_ESTIMATORS.add("quadrature", lazy_factory("lowprob.propagation.quadrature_estimator", "QuadratureEstimator"))
+TOY_ESTIMATORS.add("quadrature-genz", lazy_factory("lowprob.propagation.quadrature_estimator", "GenzQuadratureEstimator"))

@@ -19,7 +19,7 @@ from lowprob.errors import InputValueError
 from lowprob.estimate import Estimator
 from lowprob.registry import Registry
 
-__all__ = ["TOY_ESTIMATORS", "get_toy_estimator", "toy_estimator_names"]
+__all__ = ["TOY_ESTIMATORS", "get_toy_estimator", "lazy_factory", "toy_estimator_names"]
 
 TOY_ESTIMATORS: Registry[Callable[..., Estimator]] = Registry("toy estimator", plugins=True)
 
@@ -40,7 +40,9 @@ def toy_estimator_names() -> list[str]:
     return sorted(map(str, TOY_ESTIMATORS.keys()))
 
 
-def _lazy(module: str, attr: str) -> Callable[..., Estimator]:
+def lazy_factory(module: str, attr: str) -> Callable[..., Estimator]:
+    """A factory that imports ``module`` and instantiates ``module.attr`` on first use (no import cycle)."""
+
     def make(**options: Any) -> Estimator:
         return getattr(importlib.import_module(module), attr)(**options)
 
@@ -48,5 +50,5 @@ def _lazy(module: str, attr: str) -> Callable[..., Estimator]:
     return make
 
 
-TOY_ESTIMATORS.add("naive", _lazy("lowprob.toy_models.baselines", "NaiveMonteCarlo"))
-TOY_ESTIMATORS.add("smc", _lazy("lowprob.toy_models.baselines", "SequentialMonteCarlo"))
+TOY_ESTIMATORS.add("naive", lazy_factory("lowprob.toy_models.baselines", "NaiveMonteCarlo"))
+TOY_ESTIMATORS.add("smc", lazy_factory("lowprob.toy_models.baselines", "SequentialMonteCarlo"))
