@@ -72,3 +72,26 @@ def test_hermite_handles_bias_exactly_for_one_factor():
 
     toy = HalfspaceToy(np.array([[0.0, 2.0]]), b=np.array([1.0]))  # P[2 x + 1 > 0] = Phi(1/2)
     assert HermiteEstimator().estimate(toy, 6, seed=0).value == pytest.approx(norm.cdf(0.5), abs=1e-14)
+
+
+def test_unevaluated_deduction_outputs_refuse_their_mass():
+    """Every exact-product deduction output shares one mechanism: reading its mass before the
+    projector ran is a clear InputTypeError naming the fix (it was a bare NotImplementedError)."""
+    import dataclasses
+
+    from lowprob.errors import InputTypeError
+    from lowprob.lm_bridge.whitebox.adf import TruncatedGaussianDensity
+    from lowprob.propagation.harmonic_density import HarmonicProduct
+    from lowprob.propagation.hermite_density import HermiteProduct
+    from lowprob.propagation.loop import UnprojectedProduct
+    from lowprob.propagation.permutation_density import SliceProduct
+    from lowprob.propagation.quaternion_density import QuaternionHarmonicProduct
+    from lowprob.propagation.walsh_density import WalshProduct
+
+    for cls in (HarmonicProduct, HermiteProduct, SliceProduct, QuaternionHarmonicProduct, WalshProduct,
+                TruncatedGaussianDensity):
+        assert issubclass(cls, UnprojectedProduct)
+        fields = {f.name: None for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        obj = cls(**fields)  # fields are not read before the error
+        with pytest.raises(InputTypeError, match=f"{cls.__name__} is an unevaluated deduction output.*projector"):
+            obj.total_mass()

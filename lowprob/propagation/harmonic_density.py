@@ -50,7 +50,7 @@ from lowprob._validation import check_int
 from lowprob.errors import InputValueError, NumericalError, UnavailableError
 from lowprob.propagation import executed
 from lowprob.propagation.flops import FlopCounter
-from lowprob.propagation.loop import register_deduction
+from lowprob.propagation.loop import UnprojectedProduct, register_deduction
 from lowprob.propagation.steps import HalfspaceStep
 from lowprob.sketching.funk_hecke import funk_hecke_constant, gegenbauer_table, harmonic_dimension
 from lowprob.sketching.harmonics import SphericalHarmonics
@@ -196,7 +196,7 @@ class HarmonicDensity:
 
 
 @dataclass(frozen=True)
-class HarmonicProduct:
+class HarmonicProduct(UnprojectedProduct):
     """The exact, unevaluated product ``g . 1[u . x >= 0]`` (deduction output)."""
 
     density: HarmonicDensity
@@ -206,8 +206,6 @@ class HarmonicProduct:
     def n_terms(self) -> int:  # an infinite expansion until projected
         return np.iinfo(np.int64).max
 
-    def total_mass(self) -> np.ndarray:  # pragma: no cover - always projected first
-        raise NotImplementedError("HarmonicProduct must be projected before reading its mass.")
 
     def project(self, degrees: tuple[int, ...], flops: FlopCounter) -> HarmonicDensity:
         """``P_{S'}(g h)`` exactly (Clenshaw in ``T = u . x``; see module docstring)."""

@@ -53,7 +53,7 @@ from scipy.special import eval_hermitenorm, log_ndtr
 
 from lowprob.propagation import executed
 from lowprob.propagation.flops import FlopCounter
-from lowprob.propagation.loop import register_deduction
+from lowprob.propagation.loop import UnprojectedProduct, register_deduction
 from lowprob.propagation.steps import HalfspaceStep
 
 __all__ = [
@@ -182,7 +182,7 @@ class HermiteDensity:
 
 
 @dataclass(frozen=True)
-class HermiteProduct:
+class HermiteProduct(UnprojectedProduct):
     """The exact, unevaluated product ``g . 1[u . x + beta > 0]`` (deduction output)."""
 
     density: HermiteDensity
@@ -192,8 +192,6 @@ class HermiteProduct:
     def n_terms(self) -> int:  # infinite expansion; the projector evaluates a truncation
         return np.iinfo(np.int64).max
 
-    def total_mass(self) -> np.ndarray:  # pragma: no cover - always projected first
-        raise NotImplementedError("HermiteProduct must be projected before reading its mass.")
 
     def project(self, degree: int, flops: FlopCounter) -> HermiteDensity:
         """``P_{<= degree}(g h)`` exactly, by the rotated line product (see module docstring).

@@ -33,11 +33,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lowprob.errors import InputValueError
+from lowprob.errors import InputTypeError, InputValueError
 from lowprob.propagation.flops import FlopCounter
 from lowprob.registry import Registry
 
 __all__ = [
+    "UnprojectedProduct",
     "DEDUCTIONS",
     "PropagationTrace",
     "Projector",
@@ -48,6 +49,20 @@ __all__ = [
     "propagate",
     "register_deduction",
 ]
+
+
+class UnprojectedProduct:
+    """Mixin for a deduction's exact, unevaluated output (``g . 1[u . x > 0]`` before truncation).
+
+    It has no mass until the method's projector evaluates it; reading ``total_mass()`` raises
+    :class:`~lowprob.errors.InputTypeError` naming the fix, never a silent number.
+    """
+
+    def total_mass(self) -> Any:
+        raise InputTypeError(
+            f"{type(self).__name__} is an unevaluated deduction output: pass it through the method's "
+            "projector (propagate(..., projector=...)) before reading its mass."
+        )
 
 
 @runtime_checkable

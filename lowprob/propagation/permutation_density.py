@@ -43,7 +43,7 @@ import numpy as np
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.propagation.flops import FlopCounter
-from lowprob.propagation.loop import register_deduction
+from lowprob.propagation.loop import UnprojectedProduct, register_deduction
 from lowprob.propagation.product_steps import RowStep
 from lowprob.sketching.johnson import subsets
 from lowprob.sketching.product_claims import RandomRowProduct
@@ -119,7 +119,7 @@ def _tables(n: int, i: int, La: int, Lb: int) -> _Tables:
 
 
 @dataclass(frozen=True)
-class SliceProduct:
+class SliceProduct(UnprojectedProduct):
     """The exact, unevaluated ``G' = (i+1)^-1 sum_{j in A'} c_j G(A' \\ {j})`` (deduction output)."""
 
     density: SliceDensity
@@ -129,8 +129,6 @@ class SliceProduct:
     def n_terms(self) -> int:
         return np.iinfo(np.int64).max
 
-    def total_mass(self) -> np.ndarray:  # pragma: no cover - always projected first
-        raise NotImplementedError("SliceProduct must be projected before reading its mass.")
 
     def project(self, degree: int, flops: FlopCounter) -> SliceDensity:
         """The L^2 projection of ``G'`` onto degree ``<= degree`` functions on ``(i+1)``-subsets."""

@@ -45,7 +45,7 @@ from scipy.special import eval_gegenbauer, roots_jacobi, roots_legendre
 from lowprob.errors import InputValueError, NumericalError, UnavailableError
 from lowprob.propagation import executed
 from lowprob.propagation.flops import FlopCounter
-from lowprob.propagation.loop import register_deduction
+from lowprob.propagation.loop import UnprojectedProduct, register_deduction
 from lowprob.propagation.rotations import (
     apply_rotation_transpose,
     euler_angles,
@@ -216,7 +216,7 @@ def evaluate_density(rep: QuaternionHarmonicDensity, x: np.ndarray) -> np.ndarra
 
 
 @dataclass(frozen=True)
-class QuaternionHarmonicProduct:
+class QuaternionHarmonicProduct(UnprojectedProduct):
     """The exact, unevaluated product ``g . 1[u . x >= 0]`` (deduction output)."""
 
     density: QuaternionHarmonicDensity
@@ -226,8 +226,6 @@ class QuaternionHarmonicProduct:
     def n_terms(self) -> int:
         return np.iinfo(np.int64).max
 
-    def total_mass(self) -> np.ndarray:  # pragma: no cover - always projected first
-        raise NotImplementedError("QuaternionHarmonicProduct must be projected before reading its mass.")
 
     def project(self, degrees: tuple[int, ...], flops: FlopCounter) -> QuaternionHarmonicDensity:
         """``P_{S'}(g h)`` exactly: rotate to the pole frame, multiply line by line, stay there."""

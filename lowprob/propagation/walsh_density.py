@@ -44,7 +44,7 @@ import numpy as np
 from lowprob._validation import check_int
 from lowprob.errors import InputValueError
 from lowprob.propagation.flops import FlopCounter
-from lowprob.propagation.loop import register_deduction
+from lowprob.propagation.loop import UnprojectedProduct, register_deduction
 from lowprob.propagation.product_steps import ClauseStep
 from lowprob.sketching.product_claims import RandomClauseProduct
 from lowprob.sketching.walsh import level_masks, popcount
@@ -134,7 +134,7 @@ def _positions(rep: WalshDensity, query: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class WalshProduct:
+class WalshProduct(UnprojectedProduct):
     """The exact, unevaluated product ``g . c`` (deduction output)."""
 
     density: WalshDensity
@@ -144,8 +144,6 @@ class WalshProduct:
     def n_terms(self) -> int:
         return np.iinfo(np.int64).max
 
-    def total_mass(self) -> np.ndarray:  # pragma: no cover - always projected first
-        raise NotImplementedError("WalshProduct must be projected before reading its mass.")
 
     def _distinct(self) -> bool:
         v = np.sort(self.step.variables.reshape(-1, self.step.literals.shape[-1]), axis=1)

@@ -42,7 +42,12 @@ from lowprob.gaussian_polytope import log_normal_le_zero
 from lowprob.lm_bridge.whitebox.activation_models import GaussianModel
 from lowprob.lm_bridge.whitebox.final_layer import FinalLayer
 from lowprob.propagation.flops import FlopCounter
-from lowprob.propagation.loop import PropagationTrace, propagate, register_deduction
+from lowprob.propagation.loop import (
+    PropagationTrace,
+    UnprojectedProduct,
+    propagate,
+    register_deduction,
+)
 from lowprob.propagation.steps import HalfspaceStep
 
 __all__ = [
@@ -107,7 +112,7 @@ class GaussianDensity:
 
 
 @dataclass(frozen=True, eq=False)
-class TruncatedGaussianDensity:
+class TruncatedGaussianDensity(UnprojectedProduct):
     """``GaussianDensity * 1[u . x + beta > 0]`` (exact deduction, not yet projected).
 
     ``index`` is the competitor's row in ``base.gaps`` (``None`` for a plain half-space).
@@ -122,8 +127,6 @@ class TruncatedGaussianDensity:
     def n_terms(self) -> int:  # pragma: no cover - always projected first
         return self.base.n_terms + self.normal.size + 1
 
-    def total_mass(self) -> float:  # pragma: no cover
-        raise NotImplementedError("TruncatedGaussianDensity: project it first (moment_match_projector).")
 
 
 @dataclass(frozen=True)
