@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="instances: 'mixture' (feasibility strata of P plus the exact tail law Q2 ∝ p^2 P; "
                     "default) or 'stratified' (the strata only)")
     ap.add_argument("--tail-share", type=float, default=0.5, help="mixture: fraction of instances from Q2 (default 0.5)")
-    ap.add_argument("--methods", nargs="+", default=None, help="methods (default: kernel hermite quadrature quadrature-genz sampling)")
+    ap.add_argument("--methods", nargs="+", default=None, help="methods (default: kernel hermite quadrature quadrature-genz quadrature-auto sampling)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--summarize-only", action="store_true")
     args = ap.parse_args(argv)

@@ -380,7 +380,8 @@ def _psi(st: PolytopeStructure, x: np.ndarray, mu: np.ndarray) -> float:
     return float(np.sum(log_normal_interval(lt - mu, ut - mu) + 0.5 * mu**2 - x * mu))
 
 
-def _grad_jac(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _grad_parts(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """``grad psi`` at ``y = (x_<r, mu_<r)`` and the intermediates its Jacobian reuses (``O(r^2)``)."""
     r = st.r
     n = r - 1
     x = np.zeros(r)
@@ -398,6 +399,14 @@ def _grad_jac(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     gx = -mu + La.T @ pl - Lb.T @ pu
     gmu = mu - x + P
     grad = np.concatenate([gx[:n], gmu[:n]])
+    return grad, (La, Lb, pl, pu, alf, bef)
+
+
+def _jacobian(st: PolytopeStructure, parts: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The ``2(r-1) x 2(r-1)`` Jacobian of ``grad psi`` from :func:`_grad_parts`' intermediates (``O(r^3)``)."""
+    r = st.r
+    n = r - 1
+    La, Lb, pl, pu, alf, bef = parts
     pl_a, pl_b = -alf * pl + pl**2, -pl * pu
     pu_a, pu_b = pu * pl, -bef * pu - pu**2
     P_a, P_b = pl_a - pu_a, pl_b - pu_b
@@ -409,8 +418,13 @@ def _grad_jac(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     J_xmu = -eye + La.T * dpl_mu[None, :] - Lb.T * dpu_mu[None, :]
     J_mux = -eye - P_a[:, None] * La - P_b[:, None] * Lb
     J_mumu = np.diag(1.0 - P_a - P_b)
-    J = np.block([[J_xx[:n, :n], J_xmu[:n, :n]], [J_mux[:n, :n], J_mumu[:n, :n]]])
-    return grad, J
+    return np.block([[J_xx[:n, :n], J_xmu[:n, :n]], [J_mux[:n, :n], J_mumu[:n, :n]]])
+
+
+def _grad_jac(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad psi, its Jacobian)`` at ``y = (x_<r, mu_<r)``."""
+    grad, parts = _grad_parts(st, y)
+    return grad, _jacobian(st, parts)
 
 
 def _interior_point(
@@ -466,7 +480,9 @@ class TiltSolution:
         x, mu: ``(r,)`` the saddle point ``x*`` and tilt ``mu*`` (``mu_{r-1} = 0``).
         converged: whether ``grad psi = 0`` was solved (else the best candidate or ``mu = 0``).
         log_upper_bound: ``psi(x*; mu*)`` (``-inf``: no interior; ``inf``: unavailable).
-        grad_jac_evaluations: evaluations of ``(grad psi, Jacobian)`` (each ``O(r^3)``).
+        grad_evaluations: evaluations of ``grad psi`` (each ``O(r^2)`` plus ``r`` interval masses).
+        grad_jac_evaluations: Jacobians formed from a gradient's intermediates (each ``O(r^3)``);
+            formed only when the root finder asks for one.
         psi_evaluations: evaluations of ``psi`` alone.
         root_function_evaluations, root_jacobian_evaluations: MINPACK's ``nfev`` / ``njev``
             summed over the root searches run (its own linear algebra is charged per call).
@@ -479,6 +495,7 @@ class TiltSolution:
     converged: bool
     log_upper_bound: float
     grad_jac_evaluations: int = 0
+    grad_evaluations: int = 0
     psi_evaluations: int = 0
     root_function_evaluations: int = 0
     root_jacobian_evaluations: int = 0
@@ -510,22 +527,33 @@ def minimax_tilt(
             return TiltSolution(zero, zero, True, -math.inf, lp_work=lp_work)
         y0[: r - 1] = z0[: r - 1]
         y0[r - 1 :] = z0[: r - 1]
-    calls = [0]
+    calls = [0, 0]  # gradient evaluations, Jacobian evaluations
     nfev = njev = 0
+    last: dict[str, Any] = {}
 
-    def fun(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fun(y: np.ndarray) -> np.ndarray:
+        # The Jacobian is formed only when MINPACK asks for it (``jac``), not with every
+        # function value: hybrj/lmder take ~40 function values and a handful of Jacobians.
         calls[0] += 1
-        return _grad_jac(st, y)
+        g, parts = _grad_parts(st, y)
+        last["y"], last["parts"] = y.copy(), parts
+        return g
+
+    def jac(y: np.ndarray) -> np.ndarray:
+        calls[1] += 1
+        if "y" not in last or not np.array_equal(last["y"], y):
+            fun(y)
+        return _jacobian(st, last["parts"])
 
     candidates = []
     for method in ("hybr", "lm"):
         try:
             with np.errstate(all="ignore"):
-                sol = optimize.root(fun, y0, jac=True, method=method)
+                sol = optimize.root(fun, y0, jac=jac, method=method)
             nfev += int(getattr(sol, "nfev", 0) or 0)
             njev += int(getattr(sol, "njev", 0) or 0)
             y = sol.x
-            g, _ = fun(y)
+            g = fun(y)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
         if not (np.all(np.isfinite(y)) and np.all(np.isfinite(g))):
@@ -554,15 +582,31 @@ def minimax_tilt(
         mu = np.zeros(r)
         mu[: r - 1] = best[r - 1 :]
         return TiltSolution(
-            zero, mu, False, math.inf, grad_jac_evaluations=calls[0], root_function_evaluations=nfev,
-            root_jacobian_evaluations=njev, lp_work=lp_work, pilot_points=pilot,
+            zero,
+            mu,
+            False,
+            math.inf,
+            grad_evaluations=calls[0],
+            grad_jac_evaluations=calls[1],
+            root_function_evaluations=nfev,
+            root_jacobian_evaluations=njev,
+            lp_work=lp_work,
+            pilot_points=pilot,
         )
     x = np.zeros(r)
     mu = np.zeros(r)
     x[: r - 1], mu[: r - 1] = y[: r - 1], y[r - 1 :]
     return TiltSolution(
-        x, mu, True, _psi(st, x, mu), grad_jac_evaluations=calls[0], psi_evaluations=1,
-        root_function_evaluations=nfev, root_jacobian_evaluations=njev, lp_work=lp_work,
+        x,
+        mu,
+        True,
+        _psi(st, x, mu),
+        grad_evaluations=calls[0],
+        grad_jac_evaluations=calls[1],
+        psi_evaluations=1,
+        root_function_evaluations=nfev,
+        root_jacobian_evaluations=njev,
+        lp_work=lp_work,
     )
 
 
@@ -581,7 +625,13 @@ def _sample_Z(
     logw = np.zeros(n)
     for j in range(r):
         z, logw = tilted_pivot_update(
-            st.rows[j], st.lo[j], st.hi[j], float(mu[j]), Z[:, :j], U[:, min(j, U.shape[1] - 1)], logw,
+            st.rows[j],
+            st.lo[j],
+            st.hi[j],
+            float(mu[j]),
+            Z[:, :j],
+            U[:, min(j, U.shape[1] - 1)],
+            logw,
             count=count,
         )
         Z[:, j] = z
@@ -643,7 +693,9 @@ class PolytopeResult:
         if not 0 < level < 1:
             raise InputValueError(f"level must lie in (0, 1), got {level!r}.")
         z = float(ndtri(0.5 + level / 2))
-        return max(self.probability - z * self.std_error, 0.0), self.probability + z * self.std_error
+        return max(
+            self.probability - z * self.std_error, 0.0
+        ), self.probability + z * self.std_error
 
     def log_confidence_interval(self, level: float = 0.95) -> tuple[float, float]:
         """The same interval in log space, computed from the relative error (no underflow)."""
@@ -663,7 +715,9 @@ def _check_bounds(name: str, value: object, m: int) -> np.ndarray:
     if arr.ndim == 0:
         arr = np.full(m, float(arr))
     if arr.shape != (m,):
-        raise InputValueError(f"{name} must have shape ({m},) (one per row of A), got {arr.shape!r}.")
+        raise InputValueError(
+            f"{name} must have shape ({m},) (one per row of A), got {arr.shape!r}."
+        )
     if np.any(np.isnan(arr)):
         raise InputValueError(f"{name} contains NaN; use -inf / inf for a missing bound.")
     return arr
@@ -716,7 +770,9 @@ class TiltedPolytopeSampler:
         A = check_finite_array("A", A, ndim=2)
         m, d = A.shape
         if m < 1 or d < 1:
-            raise InputValueError(f"A must have at least one row and column, got shape {A.shape!r}.")
+            raise InputValueError(
+                f"A must have at least one row and column, got shape {A.shape!r}."
+            )
         lo = _check_bounds("lower", lower, m)
         hi = _check_bounds("upper", upper, m)
         if np.any(lo > hi):
@@ -769,7 +825,12 @@ class TiltedPolytopeSampler:
         return self.mean + xi @ self.L_S.T, logw
 
     def probability(
-        self, n_samples: int = 2**14, *, seed: object = None, qmc: bool = True, n_replicates: int = 16
+        self,
+        n_samples: int = 2**14,
+        *,
+        seed: object = None,
+        qmc: bool = True,
+        n_replicates: int = 16,
     ) -> PolytopeResult:
         """Estimate the polytope probability (see :func:`gaussian_polytope_probability`)."""
         n_samples = check_int("n_samples", n_samples, minimum=2)
@@ -782,7 +843,11 @@ class TiltedPolytopeSampler:
         st = self.structure
         if st.r == 1 or self.log_upper_bound == -math.inf:
             # rank 1 is a single interval; an upper bound of 0 means no interior (LP check)
-            lp = float(log_normal_interval(st.lo[0].max(), st.hi[0].min())) if st.r == 1 else -math.inf
+            lp = (
+                float(log_normal_interval(st.lo[0].max(), st.hi[0].min()))
+                if st.r == 1
+                else -math.inf
+            )
             return PolytopeResult(lp, 0.0, "exact", log_upper_bound=lp, rank=st.r, diagnostics=diag)
         dim = st.r - 1  # the last pivot is integrated exactly, never sampled
         if qmc:

@@ -65,6 +65,11 @@ class TestGenzQuadratureContract(TestQuadratureContract):
         return get_toy_estimator("quadrature-genz")
 
 
+class TestAutoQuadratureContract(TestQuadratureContract):
+    def make_estimator(self):
+        return get_toy_estimator("quadrature-auto")
+
+
 @pytest.mark.parametrize("m", [8, 16])
 def test_matches_exact_oracle_and_improves_with_K(m):
     """Mean relative error over 6 instances (p >= 1e-5): <= 5e-3 at K = 4096 (measured 3.0e-4 at
@@ -157,6 +162,8 @@ def test_bad_budget_and_bad_seed(budget):
         ("quadrature", 16, 16, 256),
         ("quadrature-genz", 4, 16, 1024),
         ("quadrature-genz", 16, 32, 256),
+        ("quadrature-auto", 16, 16, 64),  # Genz's rule at this budget
+        ("quadrature-auto", 16, 16, 4096),  # Botev's tilt at this budget
     ],
 )
 def test_counted_flops_match_executed(method, d, m, budget):
@@ -172,7 +179,7 @@ def test_counted_flops_match_executed(method, d, m, budget):
 
 
 def test_cost_model_registered_and_refuses_huge_budgets():
-    assert "quadrature" in TOY_COST_MODELS and "quadrature-genz" in TOY_COST_MODELS
+    assert {"quadrature", "quadrature-genz", "quadrature-auto"} <= set(TOY_COST_MODELS)
     W, _ = _instances(8, 1, 1e-4, 5)[0]
     with pytest.raises(InputValueError, match="quadrature"):
         get_toy_estimator("quadrature").estimate(W, 2**40, seed=0)
@@ -195,3 +202,62 @@ def test_zero_rows_and_lazy_exports():
     empty, _ = quadrature_steps(Wz, np.r_[np.zeros(6), -1.0])
     assert [type(s) for s in empty] == [EmptyPolytopeStep]
     assert isinstance(P.QuadratureEstimator().trace(W, 256).final, P.QuadratureCloud)
+
+
+def test_jacobian_on_demand_gives_the_same_tilt_with_fewer_jacobians():
+    """``minimax_tilt`` hands MINPACK the gradient and the Jacobian separately; on an ``m <= d``
+    cone the root it finds equals the one from handing it ``(grad, Jacobian)`` together (same
+    iterates; measured difference 0 to 1e-12), and it forms far fewer Jacobians than gradients."""
+    from scipy import optimize
+
+    from lowprob.gaussian_polytope import _grad_jac
+
+    W = np.random.default_rng(11).standard_normal((16, 16))
+    st = pivoted_lq(W, np.zeros(16), np.full(16, np.inf))
+    sol = minimax_tilt(st)
+    assert sol.converged
+    joint = optimize.root(lambda y: _grad_jac(st, y), np.zeros(2 * (st.r - 1)), jac=True, method="hybr")
+    np.testing.assert_allclose(sol.mu[: st.r - 1], joint.x[st.r - 1 :], rtol=0, atol=1e-10)
+    assert sol.grad_evaluations >= 5 * sol.grad_jac_evaluations >= 5
+
+
+@pytest.mark.parametrize("d, m", [(8, 8), (16, 16), (32, 32), (16, 8)])
+def test_predicted_tilt_cost_is_close_to_the_charged_cost(d, m):
+    """The auto rule decides on a *predicted* tilt cost; on Gaussian cones with ``m <= d`` (every
+    pivot owns one row, the solve converges) it is within a factor of 3 of what
+    :func:`tilt_flops` then charges (measured 1.1-1.8x)."""
+    from lowprob.propagation.quadrature_estimator import predicted_tilt_flops, tilt_flops
+
+    rng = np.random.default_rng([d, m])
+    for _ in range(3):
+        st = pivoted_lq(rng.standard_normal((m, d)), np.zeros(m), np.full(m, np.inf))
+        sol = minimax_tilt(st)
+        assert sol.converged
+        ratio = predicted_tilt_flops(st) / tilt_flops(st, sol)[0]
+        assert 1 / 3 <= ratio <= 3, ratio
+
+
+def test_auto_switches_from_genz_to_tilt_as_the_budget_grows():
+    """``quadrature-auto`` equals ``quadrature-genz`` (bit for bit) while the tilt would cost more
+    than the points, and ``quadrature`` once it costs less; the switch is where the counted costs
+    say (:func:`predicted_tilt_flops` vs :func:`cloud_flops`)."""
+    from lowprob.propagation.quadrature_estimator import cloud_flops, predicted_tilt_flops
+
+    W = np.random.default_rng(5).standard_normal((16, 16))
+    st = pivoted_lq(W, np.zeros(16), np.full(16, np.inf))
+    auto, genz, tilt = (get_toy_estimator(k) for k in ("quadrature-auto", "quadrature-genz", "quadrature"))
+    seen = set()
+    for K in (16, 64, 256, 1024, 4096):
+        a = auto.estimate(W, K).log_value
+        uses_tilt = predicted_tilt_flops(st) <= cloud_flops(st, K)
+        seen.add(uses_tilt)
+        ref = (tilt if uses_tilt else genz).estimate(W, K).log_value
+        assert a == ref, (K, a, ref)
+    assert seen == {False, True}  # both regimes occur on this ladder
+
+
+def test_auto_rule_needs_a_budget():
+    from lowprob.propagation.quadrature_estimator import quadrature_steps
+
+    with pytest.raises(InputValueError, match="budget"):
+        quadrature_steps(np.random.default_rng(0).standard_normal((4, 4)), tilt=None)

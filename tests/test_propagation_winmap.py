@@ -22,7 +22,7 @@ TINY = GridConfig(
     ns=(3, 4), ratios=(2, 4), instances=6, bootstrap=50,
     budgets={"kernel": {3: (1, 4, 9), 4: (1, 5, 14)}, "hermite": {3: (1, 4, 10), 4: (1, 5, 15)},
              "quadrature": {3: (16, 64), 4: (16, 64)}, "quadrature-genz": {3: (16, 64), 4: (16, 64)},
-             "sampling": {3: (10, 100), 4: (10, 100)}},
+             "quadrature-auto": {3: (16, 64), 4: (16, 64)}, "sampling": {3: (10, 100), 4: (10, 100)}},
 )
 
 
@@ -59,7 +59,8 @@ def test_grid_records_skips_with_reasons(tmp_path, fresh):
     assert set(cells) == {(3, 6), (3, 12), (4, 8), (4, 16)}
     assert "outside" in cells[(3, 6)]["skipped"]  # E p = 2^-6 > 1e-2
     run = cells[(4, 8)]
-    assert {r["method"] for r in run["rows"]} == {"kernel", "hermite", "quadrature", "quadrature-genz"}
+    assert {r["method"] for r in run["rows"]} == {"kernel", "hermite", "quadrature", "quadrature-genz",
+                                                  "quadrature-auto"}
     assert all(r["flop_decade"] is not None for r in run["rows"])
     assert "(only 3 budgets affordable)" in run["budget_notes"]["kernel"]
     assert run["truth"].startswith("exact oracle")

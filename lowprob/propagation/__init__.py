@@ -8,7 +8,8 @@
 * :mod:`~lowprob.propagation.toy_estimators` — ``kernel`` (spherical harmonics), ``hermite``
   (tensor Hermite) and ``sampling`` estimators, all through the same loop.
 * :mod:`~lowprob.propagation.quadrature_cloud`, :mod:`~lowprob.propagation.quadrature_estimator` —
-  ``quadrature`` / ``quadrature-genz``: a deterministic Sobol cloud through Botev/Genz pivots.
+  ``quadrature`` / ``quadrature-genz`` / ``quadrature-auto``: a deterministic Sobol cloud through
+  Botev/Genz pivots (``auto`` solves Botev's tilt only when the budget pays for it).
 * :mod:`~lowprob.propagation.gaussian_moments`, :mod:`~lowprob.propagation.cumulants`,
   :mod:`~lowprob.propagation.mlp_estimators` — random-MLP activation models (mean/covariance
   and cumulant propagation) and their estimators.
@@ -29,6 +30,7 @@ _LAZY = {
     "HermiteEstimator": "toy_estimators", "KernelEstimator": "toy_estimators",
     "SamplingEstimator": "toy_estimators",
     "QuadratureEstimator": "quadrature_estimator", "QuadratureCloud": "quadrature_cloud",
+    "AutoQuadratureEstimator": "quadrature_estimator",
 }
 
 
@@ -39,6 +41,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AutoQuadratureEstimator",
     "CumulantPropagation",
     "GaussianMomentPropagation",
     "HalfspaceStep",

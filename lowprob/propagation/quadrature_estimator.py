@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from lowprob._validation import as_generator, check_budget, check_finite_array
+from lowprob.errors import InputValueError
 from lowprob.estimate import Estimate
 from lowprob.gaussian_polytope import PolytopeStructure, TiltSolution, minimax_tilt, pivoted_lq
 from lowprob.propagation import executed
@@ -64,10 +65,14 @@ from lowprob.toy_models.cost_models import check_toy_budget
 from lowprob.toy_models.halfspace import as_halfspace_toy
 
 __all__ = [
+    "NOMINAL_TILT_WORK",
+    "AutoQuadratureEstimator",
     "GenzQuadratureEstimator",
     "QuadratureEstimator",
     "TiltedRemainder",
+    "cloud_flops",
     "lq_flops",
+    "predicted_tilt_flops",
     "quadrature_steps",
     "remaining_pivot_claims",
     "tilt_flops",
@@ -122,11 +127,14 @@ def lq_flops(st: PolytopeStructure, m: int, d: int) -> float:
     return f
 
 
-def tilt_flops(st: PolytopeStructure, sol: TiltSolution, pilot_points: int = 512) -> tuple[float, float]:
+def tilt_flops(
+    st: PolytopeStructure, sol: TiltSolution, pilot_points: int = 512
+) -> tuple[float, float]:
     """``(solver FLOPs, pilot FLOPs)`` of :func:`~lowprob.gaussian_polytope.minimax_tilt` from its counters.
 
-    One ``(grad psi, Jacobian)``: active rows, ``r`` interval masses, ``2 r`` exponentials and
-    ``8 r^3 + 19 r^2 + 43 r`` for the four ``r x r`` products and the element-wise terms; one ``psi``:
+    One ``grad psi``: active rows, ``r`` interval masses, ``2 r`` exponentials and ``4 r^2 + 20 r``
+    (two ``r x r`` matrix-vector products, element-wise terms); one Jacobian formed from its
+    intermediates: ``8 r^3 + 15 r^2 + 23 r`` (four ``r x r`` products, element-wise terms); one ``psi``:
     active rows, ``r`` interval masses and ``3 r``; MINPACK ``8 N^2`` per function evaluation
     (Broyden rank-1 QR update and dogleg step) and ``8 N^3 / 3`` per Jacobian (QR and forming
     ``Q``), ``N = 2 (r - 1)``; HiGHS ``2 rc + it (2 rc + 4 r^2)`` per LP (pricing and dense
@@ -134,11 +142,15 @@ def tilt_flops(st: PolytopeStructure, sol: TiltSolution, pilot_points: int = 512
     """
     r = st.r
     act = _active_rows_flops(st)
-    gj = act + r * _IM + 2 * r * _E + 8.0 * r**3 + 19.0 * r**2 + 43.0 * r
+    grad = act + r * _IM + 2 * r * _E + 4.0 * r**2 + 20.0 * r
+    jac = 8.0 * r**3 + 15.0 * r**2 + 23.0 * r
     psi = act + r * _IM + 3.0 * r
     N = 2.0 * max(r - 1, 0)
-    f = sol.grad_jac_evaluations * gj + sol.psi_evaluations * psi
-    f += sol.root_function_evaluations * 8.0 * N**2 + sol.root_jacobian_evaluations * 8.0 * N**3 / 3.0
+    f = sol.grad_evaluations * grad + sol.grad_jac_evaluations * jac + sol.psi_evaluations * psi
+    f += (
+        sol.root_function_evaluations * 8.0 * N**2
+        + sol.root_jacobian_evaluations * 8.0 * N**3 / 3.0
+    )
     for it, rows, cols in sol.lp_work:
         f += 2.0 * rows * cols + it * (2.0 * rows * cols + 4.0 * rows**2)
     pilot = 0.0
@@ -148,13 +160,57 @@ def tilt_flops(st: PolytopeStructure, sol: TiltSolution, pilot_points: int = 512
     return f, pilot
 
 
+#: Work a typical minimax-tilt solve does when every pivot owns one row (measured on Gaussian
+#: cones at 16x16 and 32x32: 21-26 gradients, 3 Jacobians, 20-24 MINPACK function values and
+#: 2 MINPACK Jacobians), rounded up; used only to *predict* the tilt's cost before spending it.
+NOMINAL_TILT_WORK = {
+    "grad_evaluations": 30,
+    "grad_jac_evaluations": 4,
+    "root_function_evaluations": 30,
+    "root_jacobian_evaluations": 2,
+    "psi_evaluations": 1,
+}
+
+
+def predicted_tilt_flops(st: PolytopeStructure) -> float:
+    """FLOPs :func:`tilt_flops` would charge for a typical solve on ``st`` (:data:`NOMINAL_TILT_WORK`).
+
+    When some pivot owns several rows, the two interior-point LPs are added at one simplex
+    iteration per constraint (measured: 0.3-0.9 per constraint on Gaussian cones). Not predicted:
+    the extra work of a failed non-smooth solve (its pilot), which the charge then includes.
+    """
+    lp: tuple[tuple[int, int, int], ...] = ()
+    if any(len(lo) > 1 for lo in st.lo):
+        rows = int(sum(np.isfinite(lo).sum() + np.isfinite(hi).sum() for lo, hi in zip(st.lo, st.hi, strict=True)))
+        lp = ((rows, rows, st.r + 1), (rows + 2 * st.r, rows + 2 * st.r, 2 * st.r))
+    nominal = TiltSolution(
+        np.zeros(st.r), np.zeros(st.r), True, 0.0, lp_work=lp, **NOMINAL_TILT_WORK
+    )
+    return tilt_flops(st, nominal)[0]
+
+
+def cloud_flops(st: PolytopeStructure, K: int) -> float:
+    """FLOPs of pushing ``K`` points through the ``r`` pivot steps of ``st`` (:func:`pivot_step_flops`)."""
+    return float(sum(pivot_step_flops(K, j, len(lo), j < st.r - 1) for j, lo in enumerate(st.lo)))
+
+
 def quadrature_steps(
-    W: np.ndarray, b: np.ndarray | None = None, *, tilt: bool = True, pilot_points: int = 128
+    W: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    tilt: bool | None = True,
+    pilot_points: int = 128,
+    budget: int | None = None,
 ) -> tuple[list[Any], dict[str, float]]:
     """The backward pass for one instance: the pivot steps and the setup FLOPs by label.
 
     ``W`` ``(m, n)``, ``b`` ``(m,)`` or None; the event ``W x + b > 0`` is ``-b <= W x <= inf``.
     Rows with ``|w| = 0`` are constants: dropped when ``b > 0``, and the event is empty otherwise.
+    ``tilt=None`` decides from counted costs, before spending them: solve the minimax tilt only
+    when its predicted cost (:func:`predicted_tilt_flops`) is at most the cost of the ``budget``
+    points' pivots (:func:`cloud_flops`), i.e. when the setup at most doubles the spend; otherwise
+    ``mu = 0`` (Genz). The label ``"tilt decision"`` records the prediction (0 FLOPs are charged
+    for it beyond the ``O(r)`` arithmetic, which is included in the LQ).
     """
     W = check_finite_array("W", W, ndim=2)
     m, n = W.shape
@@ -169,6 +225,12 @@ def quadrature_steps(
     C, lo, hi = W[keep], lo[keep], hi[keep]
     st = pivoted_lq(C, lo, hi, count=executed_count)
     labels = {"lq": lq_flops(st, C.shape[0], n)}
+    if tilt is None:
+        if budget is None:
+            raise InputValueError(
+                "quadrature_steps(tilt=None) decides from the budget: pass budget=K."
+            )
+        tilt = predicted_tilt_flops(st) <= cloud_flops(st, int(budget))
     if tilt:
         sol = minimax_tilt(st, count=executed_count, pilot_points=pilot_points)
         solver, pilot = tilt_flops(st, sol, pilot_points)
@@ -181,7 +243,9 @@ def quadrature_steps(
         mu = np.zeros(st.r)
     r = st.r
     steps: list[Any] = [
-        PivotStep(j, st.rows[j], st.lo[j], st.hi[j], float(mu[j]) if j < r - 1 else 0.0, draw=j < r - 1)
+        PivotStep(
+            j, st.rows[j], st.lo[j], st.hi[j], float(mu[j]) if j < r - 1 else 0.0, draw=j < r - 1
+        )
         for j in range(r)
     ]
     return steps, labels
@@ -193,22 +257,34 @@ class QuadratureEstimator(ToyPropagationEstimator):
 
     name: str = "quadrature"
     budget_unit: str = "points"
-    tilt: bool = True
+    #: True: always solve the minimax tilt; False: ``mu = 0`` (Genz); None: decide per instance
+    #: from counted costs (:func:`quadrature_steps`)
+    tilt: bool | None = True
     #: pilot draws for the non-smooth tilt fallback; None: ``min(512, max(128, K // 4))`` (the
     #: setup grows with the budget up to ``gaussian_polytope_probability``'s 512)
     pilot_points: int | None = None
 
     def _pilot(self, budget: int) -> int:
-        return int(self.pilot_points) if self.pilot_points is not None else min(512, max(128, budget // 4))
+        return (
+            int(self.pilot_points)
+            if self.pilot_points is not None
+            else min(512, max(128, budget // 4))
+        )
 
-    def _initial(self, n: int, batch: int, budget: int, rng: np.random.Generator) -> QuadratureCloud:
+    def _initial(
+        self, n: int, batch: int, budget: int, rng: np.random.Generator
+    ) -> QuadratureCloud:
         return QuadratureCloud.start(sobol_points(max(n - 1, 1), budget)[0])
 
     def _projector(self) -> Any:
         return keep_quadrature_cloud
 
-    def _steps(self, W: np.ndarray, b: np.ndarray | None = None, budget: int = 0) -> tuple[list[Any], float]:
-        steps, labels = quadrature_steps(W, b, tilt=self.tilt, pilot_points=self._pilot(budget))
+    def _steps(
+        self, W: np.ndarray, b: np.ndarray | None = None, budget: int = 0
+    ) -> tuple[list[Any], float]:
+        steps, labels = quadrature_steps(
+            W, b, tilt=self.tilt, pilot_points=self._pilot(budget), budget=budget
+        )
         return steps, float(sum(labels.values()))
 
     def _check(self, budget: object, seed: object) -> int:
@@ -218,7 +294,9 @@ class QuadratureEstimator(ToyPropagationEstimator):
 
     def _trace_one(self, W: np.ndarray, b: np.ndarray | None, budget: int) -> PropagationTrace:
         t0 = time.perf_counter()
-        steps, labels = quadrature_steps(W, b, tilt=self.tilt, pilot_points=self._pilot(budget))
+        steps, labels = quadrature_steps(
+            W, b, tilt=self.tilt, pilot_points=self._pilot(budget), budget=budget
+        )
         setup_seconds = time.perf_counter() - t0
         points, pre = sobol_points(max(W.shape[1] - 1, 1), budget)
         tr = propagate(
@@ -233,7 +311,9 @@ class QuadratureEstimator(ToyPropagationEstimator):
         for k, v in labels.items():
             by_label[k] = by_label.get(k, 0.0) + v
         return replace(
-            tr, flops=tr.flops + float(sum(labels.values())), flops_by_label=by_label,
+            tr,
+            flops=tr.flops + float(sum(labels.values())),
+            flops_by_label=by_label,
             seconds=tr.seconds + setup_seconds,
         )
 
@@ -270,3 +350,14 @@ class GenzQuadratureEstimator(QuadratureEstimator):
     tilt: bool = False
 
 
+@dataclass
+class AutoQuadratureEstimator(QuadratureEstimator):
+    """``quadrature`` that solves the tilt only when the budget pays for it, else ``quadrature-genz``.
+
+    Per instance, after the pivoted LQ: tilt iff :func:`predicted_tilt_flops` ``<=``
+    :func:`cloud_flops` at ``K`` (the setup at most doubles the spend). Small budgets get Genz's
+    cheap rule, large ones Botev's tilt; the counted FLOPs are the work actually done.
+    """
+
+    name: str = "quadrature-auto"
+    tilt: bool | None = None

@@ -364,3 +364,4 @@ TOY_ESTIMATORS.add("sampling", SamplingEstimator)
 # are registered lazily (imported on first use), so there is no import cycle.
 TOY_ESTIMATORS.add("quadrature", lazy_factory("lowprob.propagation.quadrature_estimator", "QuadratureEstimator"))
 TOY_ESTIMATORS.add("quadrature-genz", lazy_factory("lowprob.propagation.quadrature_estimator", "GenzQuadratureEstimator"))
+TOY_ESTIMATORS.add("quadrature-auto", lazy_factory("lowprob.propagation.quadrature_estimator", "AutoQuadratureEstimator"))

@@ -84,7 +84,14 @@ DEFAULT_GRID_BUDGETS: dict[str, dict[int, tuple[tuple[int, ...], str]]] = {
     },
     "sampling": {n: ((100, 1_000, 10_000, 100_000), "exact 1/N law used for the comparison") for n in (4, 8, 16, 32, 64)},
     "quadrature": {
-        n: ((16, 64, 256, 1024, 4096, 16384), "Sobol points through Botev's tilted pivots (powers of two)")
+        n: ((16, 64, 256, 1024, 4096, 16384, 65536), "Sobol points through Botev's tilted pivots (powers of two)")
+        for n in (4, 8, 16, 32, 64)
+    },
+    "quadrature-auto": {
+        n: (
+            (16, 64, 256, 1024, 4096, 16384, 65536),
+            "Genz's pivots, or Botev's tilt once its predicted cost is at most the points' (powers of two)",
+        )
         for n in (4, 8, 16, 32, 64)
     },
     "quadrature-genz": {
@@ -103,7 +110,7 @@ class GridConfig:
     ns: tuple[int, ...] = (4, 8, 16, 32, 64)
     ratios: tuple[int, ...] = (1, 2, 4)
     instances: int = 40
-    methods: tuple[str, ...] = ("kernel", "hermite", "quadrature", "quadrature-genz", "sampling")
+    methods: tuple[str, ...] = ("kernel", "hermite", "quadrature", "quadrature-genz", "quadrature-auto", "sampling")
     problem: str = "halfspace"
     seed: int = 0
     bootstrap: int = 400

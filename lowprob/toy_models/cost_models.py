@@ -15,7 +15,7 @@ years (``naive`` with ``budget=10**18``) or dying with ``MemoryError`` (``kernel
 * ``kernel``: measured 0.46 GB and ~60-180 s at ``K = 1000`` (d = 4, m = 16), ~0.14 GB at
   ``K = 200``; modelled as ``4.6e4 K^1.3`` bytes and ``60 (K / 1000)^1.7 * m / 16`` s, once
   (the precomputation dominates and is shared by a batch of instances).
-* ``quadrature`` / ``quadrature-genz``: ``K`` points of ``d + 4`` floats, a few copies:
+* ``quadrature`` / ``quadrature-genz`` / ``quadrature-auto``: ``K`` points of ``d + 4`` floats, a few copies:
   ``4 * 8 (d + 4) K`` bytes; time per instance ``K d 3e-7 + K m d 2e-9 + 0.05`` s (measured
   0.06 s per 16x16 instance at ``K = 16384``: about 0.25 us per point and pivot, plus the setup).
 * ``hermite``: measured 0.11 GB / 1.1 s CPU at ``K = 1000`` and 0.17 GB / 4.7 s at ``K = 10^4``;
@@ -75,6 +75,7 @@ def _quadrature(d: int, m: int, k: int) -> tuple[float, float, float]:
 
 TOY_COST_MODELS.add("quadrature", _quadrature)
 TOY_COST_MODELS.add("quadrature-genz", _quadrature)
+TOY_COST_MODELS.add("quadrature-auto", _quadrature)
 
 
 def check_toy_budget(method: str, d: int, m: int, budget: int, *, instances: int = 1) -> None:
