@@ -25,7 +25,7 @@ Usage::
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/polytope_truth_robustness.py
 
 (writes ``benchmarks/results/polytope_truth_robustness.json`` and ``.png``; the instances are
-cached in ``benchmarks/results/polytope_truth_instances.npz``: the ``32 x 8`` feasible draws need
+cached in ``benchmarks/results/polytope_truth_instances_<instances>_<mixture>_<seed>.npz``: the ``32 x 8`` feasible draws need
 ~10^5 LPs, since ``P[feasible] = 1.6e-3`` there).
 """
 
@@ -199,7 +199,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "polytope_truth_robustness")
     args = ap.parse_args()
     budgets = tuple(2**k for k in args.log2_budgets)
-    inst = instances(args.instances, args.mixture, args.seed, RESULTS / "polytope_truth_instances.npz")
+    cache = RESULTS / f"polytope_truth_instances_{args.instances}_{args.mixture}_{args.seed}.npz"
+    inst = instances(args.instances, args.mixture, args.seed, cache)
     result: dict = {"command": "OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/polytope_truth_robustness.py",
                     "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                     "sets": {}}

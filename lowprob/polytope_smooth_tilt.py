@@ -60,6 +60,8 @@ __all__ = [
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
+_OUTSIDE = 1e10  # the residual reported outside the smoothed domain
+
 #: temperatures of the continuation, as multiples of the starting temperature ``tau_0``
 DEFAULT_TEMPERATURES: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01)
 
@@ -232,9 +234,13 @@ def smooth_minimax_tilt(
         tol: a saddle is accepted when ``max |grad psi_tau| < tol``.
 
     Returns:
-        :class:`SmoothTiltResult` (candidates coarse to fine, and the work counters). Each
-        temperature is solved by :class:`_Saddle` (nested damped Newton), warm-started from the
-        previous one.
+        :class:`SmoothTiltResult`: the converged tilts coarse to fine from the first start whose
+        finest temperature converged (or, if none converged, the last in-domain iterate), and
+        the work counters. Starts: ``y0``, then ``y0`` scaled to ``|x| = sqrt(r)`` when ``|x_0| >
+        2 sqrt(r)`` (the LP point of a cone lies far out, the mass near radius ``sqrt(r)``); a start
+        is skipped if some interval is empty there. Each temperature is solved by
+        ``scipy.optimize.root`` (``hybr``, then ``lm``; at most ``20 (2 (r - 1) + 1)`` evaluations
+        each), warm-started from the previous temperature's root.
     """
     r = st.r
     y0 = np.asarray(y0, dtype=np.float64)
@@ -270,7 +276,7 @@ def smooth_minimax_tilt(
                 g, J = smoothed_grad_jac(st, v, tau)
                 if not (np.all(np.isfinite(g)) and np.all(np.isfinite(J))):
                     # outside the smoothed domain: a large residual makes MINPACK shorten the step
-                    return np.full_like(v, 1e10), np.eye(v.shape[0])
+                    return np.full_like(v, _OUTSIDE), np.eye(v.shape[0])
                 return g, J
 
             ok = False
@@ -280,18 +286,20 @@ def smooth_minimax_tilt(
                         sol = optimize.root(fun, y, jac=True, method=method, options={budget[method]: max_evaluations})
                     nfev += int(getattr(sol, "nfev", 0) or 0)
                     njev += int(getattr(sol, "njev", 0) or 0)
+                    if not np.all(np.isfinite(sol.x)):
+                        continue
                     g, _ = fun(sol.x)
-                    ok = bool(np.all(np.isfinite(sol.x)) and np.max(np.abs(g)) < tol)
                 except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-                    ok = False
+                    continue
+                ok = bool(np.max(np.abs(g)) < tol)
                 if ok:
                     break
+                if np.max(np.abs(g)) < _OUTSIDE:
+                    last = sol.x.copy()  # an unconverged iterate inside the domain: the pilot may take it
             conv.append(ok)
             if ok:
                 y = sol.x.copy()
                 got.append(y.copy())
-            elif np.all(np.isfinite(sol.x)) and np.all(np.isfinite(smoothed_grad_jac(st, sol.x, tau)[0])):
-                last = sol.x.copy()  # an unconverged iterate inside the domain: the pilot may still take it
         cands.extend(got)
         if not got and last is not None:
             cands.append(last)
