@@ -76,8 +76,10 @@ def instances(n_p: int, n_mix: int, seed: int, cache: Path) -> dict[str, np.ndar
         out[f"P_{m}x{d}"] = feasible_draws(m, d, n_p, [seed, m, d])
         n_t = n_mix // 2
         out[f"mix_{m}x{d}"] = np.concatenate(
-            [sample_q2(d, m, n_t, np.random.default_rng([seed, m, d, 3])),
-             feasible_draws(m, d, n_mix - n_t, [seed, m, d, 7])]
+            [
+                sample_q2(d, m, n_t, np.random.default_rng([seed, m, d, 3])),
+                feasible_draws(m, d, n_mix - n_t, [seed, m, d, 7]),
+            ]
         )
     np.savez_compressed(cache, key=key, **out)
     return out
@@ -88,7 +90,9 @@ class _NoSmooth:
 
     def __enter__(self) -> None:
         self._p = mock.patch.object(
-            smooth_mod, "smooth_minimax_tilt", lambda st, y0, **kw: smooth_mod.SmoothTiltResult((), (), ())
+            smooth_mod,
+            "smooth_minimax_tilt",
+            lambda st, y0, **kw: smooth_mod.SmoothTiltResult((), (), ()),
         )
         self._p.start()
 
@@ -138,10 +142,20 @@ def run_instance(W: np.ndarray, seed: int, budgets: tuple[int, ...]) -> dict:
     t_new = time.perf_counter() - t0
     same_mu = bool(np.array_equal(so.mu, sn.mu))
     sol = _LAST[0]
-    smoothed, n_cand = (bool(sol.smoothed), int(sol.smooth_candidates)) if sol is not None else (False, 0)
-    rec: dict = {"converged": bool(sn.converged), "same_mu": same_mu, "tilt_s_old": t_old, "tilt_s_new": t_new,
-                 "rank": sn.rank, "smoothed": smoothed,
-                 "smooth_candidates": n_cand, "old": {}, "new": {}}
+    smoothed, n_cand = (
+        (bool(sol.smoothed), int(sol.smooth_candidates)) if sol is not None else (False, 0)
+    )
+    rec: dict = {
+        "converged": bool(sn.converged),
+        "same_mu": same_mu,
+        "tilt_s_old": t_old,
+        "tilt_s_new": t_new,
+        "rank": sn.rank,
+        "smoothed": smoothed,
+        "smooth_candidates": n_cand,
+        "old": {},
+        "new": {},
+    }
     for n in budgets:
         rec["old"][n] = estimate(so, n, seed)
         # independent seed for the new estimate (identical tilt: identical estimator, reuse)
@@ -151,11 +165,13 @@ def run_instance(W: np.ndarray, seed: int, budgets: tuple[int, ...]) -> dict:
 
 def summarise(recs: list[dict], budgets: tuple[int, ...]) -> dict:
     N = len(recs)
-    out: dict = {"instances": N,
-                 "tilt_converged": sum(r["converged"] for r in recs) / N,
-                 "tilt_smoothed_used": sum(r.get("smoothed", False) for r in recs) / N,
-                 "tilt_s_old_mean": float(np.mean([r["tilt_s_old"] for r in recs])),
-                 "tilt_s_new_mean": float(np.mean([r["tilt_s_new"] for r in recs]))}
+    out: dict = {
+        "instances": N,
+        "tilt_converged": sum(r["converged"] for r in recs) / N,
+        "tilt_smoothed_used": sum(r.get("smoothed", False) for r in recs) / N,
+        "tilt_s_old_mean": float(np.mean([r["tilt_s_old"] for r in recs])),
+        "tilt_s_new_mean": float(np.mean([r["tilt_s_new"] for r in recs])),
+    }
     for n in budgets:
         rs = [r for r in recs if n in r["old"]]
         out[f"instances_{n}"] = len(rs)
@@ -180,9 +196,12 @@ def summarise(recs: list[dict], budgets: tuple[int, ...]) -> dict:
             if se > 0:
                 z.append((po - pn) / se)
         za = np.array(z)
-        out[f"agreement_{n}"] = {"count": int(za.size), "mean_z": float(za.mean()) if za.size else math.nan,
-                                 "std_z": float(za.std(ddof=1)) if za.size > 1 else math.nan,
-                                 "max_abs_z": float(np.abs(za).max()) if za.size else math.nan}
+        out[f"agreement_{n}"] = {
+            "count": int(za.size),
+            "mean_z": float(za.mean()) if za.size else math.nan,
+            "std_z": float(za.std(ddof=1)) if za.size > 1 else math.nan,
+            "max_abs_z": float(np.abs(za).max()) if za.size else math.nan,
+        }
     return out
 
 
@@ -192,8 +211,12 @@ def main() -> None:
     ap.add_argument("--mixture", type=int, default=50)
     ap.add_argument("--seed", type=int, default=20261202)
     ap.add_argument("--log2-budgets", type=int, nargs="+", default=[14, 18])
-    ap.add_argument("--n-large", type=int, default=60,
-                    help="P instances per shape that also get the largest budget (all mixture instances do)")
+    ap.add_argument(
+        "--n-large",
+        type=int,
+        default=60,
+        help="P instances per shape that also get the largest budget (all mixture instances do)",
+    )
     ap.add_argument("--ref-log2", type=int, default=24)
     ap.add_argument("--ref-count", type=int, default=20, help="MC references per d=8 P set")
     ap.add_argument("--out", type=Path, default=RESULTS / "polytope_truth_robustness")
@@ -201,9 +224,11 @@ def main() -> None:
     budgets = tuple(2**k for k in args.log2_budgets)
     cache = RESULTS / f"polytope_truth_instances_{args.instances}_{args.mixture}_{args.seed}.npz"
     inst = instances(args.instances, args.mixture, args.seed, cache)
-    result: dict = {"command": "OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/polytope_truth_robustness.py",
-                    "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                    "sets": {}}
+    result: dict = {
+        "command": "OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/polytope_truth_robustness.py",
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "sets": {},
+    }
     all_recs: dict[str, list[dict]] = {}
     for name, Ws in inst.items():
         t0 = time.perf_counter()
@@ -223,8 +248,14 @@ def main() -> None:
     nb = budgets[-1]
     for name in [k for k in all_recs if k.startswith("P_") and k.endswith("x8")]:
         Ws, recs = inst[name], all_recs[name]
-        pick = [i for i, r in enumerate(recs)
-                if nb in r["new"] and not r["same_mu"] and math.isfinite(r["new"][nb][1]) and r["new"][nb][0] >= math.log(1e-5)]
+        pick = [
+            i
+            for i, r in enumerate(recs)
+            if nb in r["new"]
+            and not r["same_mu"]
+            and math.isfinite(r["new"][nb][1])
+            and r["new"][nb][0] >= math.log(1e-5)
+        ]
         pick = pick[: args.ref_count]
         rows = []
         for i in pick:
@@ -234,20 +265,38 @@ def main() -> None:
                 lp, rel = recs[i][which][nb]
                 p = math.exp(lp) if math.isfinite(lp) else 0.0
                 se = p * rel if math.isfinite(rel) else math.inf
-                row[which] = {"p": p, "rel": rel, "z": (p - p_mc) / math.hypot(se, se_mc) if math.isfinite(se) else None}
+                row[which] = {
+                    "p": p,
+                    "rel": rel,
+                    "z": (p - p_mc) / math.hypot(se, se_mc) if math.isfinite(se) else None,
+                }
             rows.append(row)
         zs = {w: [r[w]["z"] for r in rows if r[w]["z"] is not None] for w in ("old", "new")}
-        ref[name] = {"rows": rows, "count": len(rows),
-                     **{f"{w}_z_mean": float(np.mean(zs[w])) if zs[w] else math.nan for w in zs},
-                     **{f"{w}_z_std": float(np.std(zs[w], ddof=1)) if len(zs[w]) > 1 else math.nan for w in zs},
-                     **{f"{w}_max_abs_z": float(np.max(np.abs(zs[w]))) if zs[w] else math.nan for w in zs},
-                     **{f"{w}_unresolved": sum(1 for r in rows if r[w]["z"] is None) for w in zs}}
+        ref[name] = {
+            "rows": rows,
+            "count": len(rows),
+            **{f"{w}_z_mean": float(np.mean(zs[w])) if zs[w] else math.nan for w in zs},
+            **{
+                f"{w}_z_std": float(np.std(zs[w], ddof=1)) if len(zs[w]) > 1 else math.nan
+                for w in zs
+            },
+            **{f"{w}_max_abs_z": float(np.max(np.abs(zs[w]))) if zs[w] else math.nan for w in zs},
+            **{f"{w}_unresolved": sum(1 for r in rows if r[w]["z"] is None) for w in zs},
+        }
         print("reference", name, {k: v for k, v in ref[name].items() if k != "rows"}, flush=True)
     result["mc_reference"] = ref
     result["per_instance"] = {
-        k: [{"converged": r["converged"], "smoothed": r["smoothed"], "same_mu": r["same_mu"],
-             **{f"{w}_{n}": list(r[w][n]) for w in ("old", "new") for n in budgets if n in r[w]}} for r in v]
-        for k, v in all_recs.items()}
+        k: [
+            {
+                "converged": r["converged"],
+                "smoothed": r["smoothed"],
+                "same_mu": r["same_mu"],
+                **{f"{w}_{n}": list(r[w][n]) for w in ("old", "new") for n in budgets if n in r[w]},
+            }
+            for r in v
+        ]
+        for k, v in all_recs.items()
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out.with_suffix(".json"), result)
     print_table(result, budgets)
@@ -264,8 +313,10 @@ def print_table(result: dict, budgets: tuple[int, ...]) -> None:
         line = f"{name:<10} {s['instances']:>4} {s['tilt_converged']:>5.2f} {s['tilt_smoothed_used']:>6.2f}"
         for n in budgets:
             o, nw, a = s[f"old_{n}"], s[f"new_{n}"], s[f"agreement_{n}"]
-            line += (f" | {o['unresolved']:>4}/{nw['unresolved']:<4} {o['median_rel']:>8.2e}/{nw['median_rel']:<8.2e}"
-                     f" {o['max_finite_rel']:>8.2e}/{nw['max_finite_rel']:<8.2e} ({a['count']}, {a['std_z']:.2f})")
+            line += (
+                f" | {o['unresolved']:>4}/{nw['unresolved']:<4} {o['median_rel']:>8.2e}/{nw['median_rel']:<8.2e}"
+                f" {o['max_finite_rel']:>8.2e}/{nw['max_finite_rel']:<8.2e} ({a['count']}, {a['std_z']:.2f})"
+            )
         print(line)
 
 

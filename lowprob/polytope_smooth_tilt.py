@@ -116,7 +116,9 @@ def _smoothed_terms(st: PolytopeStructure, x: np.ndarray, tau: float) -> tuple[n
             if j:
                 La[j, :j] = Lb[j, :j] = st.rows[j][0]
             continue
-        lt[j], ut[j], la, lb, hl, hu = smoothed_pivot_interval(st.rows[j], st.lo[j], st.hi[j], x[:j], tau)
+        lt[j], ut[j], la, lb, hl, hu = smoothed_pivot_interval(
+            st.rows[j], st.lo[j], st.hi[j], x[:j], tau
+        )
         La[j, :j], Lb[j, :j] = la, lb
         H[j], Hu_list[j] = hl, hu
     return lt, ut, La, Lb, H, Hu_list  # type: ignore[return-value]
@@ -128,7 +130,9 @@ def smoothed_psi(st: PolytopeStructure, x: np.ndarray, mu: np.ndarray, tau: floa
     return float(np.sum(log_normal_interval(lt - mu, ut - mu) + 0.5 * mu**2 - x * mu))
 
 
-def smoothed_grad_jac(st: PolytopeStructure, y: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+def smoothed_grad_jac(
+    st: PolytopeStructure, y: np.ndarray, tau: float
+) -> tuple[np.ndarray, np.ndarray]:
     """``(grad psi_tau, its Jacobian)`` at ``y = (x_<r-1, mu_<r-1)`` (``x_{r-1}, mu_{r-1} = 0``).
 
     Botev's (2017, eq. 10) gradient with softmax-weighted rows plus the soft bounds' curvature
@@ -139,7 +143,9 @@ def smoothed_grad_jac(st: PolytopeStructure, y: np.ndarray, tau: float) -> tuple
     return g, J
 
 
-def _psi_grad_jac(st: PolytopeStructure, y: np.ndarray, tau: float) -> tuple[float, np.ndarray, np.ndarray]:
+def _psi_grad_jac(
+    st: PolytopeStructure, y: np.ndarray, tau: float
+) -> tuple[float, np.ndarray, np.ndarray]:
     r = st.r
     n = r - 1
     x = np.zeros(r)
@@ -210,7 +216,9 @@ def _start_temperature(st: PolytopeStructure, x: np.ndarray) -> float:
         width = float(np.min(hi - c) - np.max(lo - c))
         if not width > 0:
             return math.nan
-        shrink = math.log(max(int(np.sum(np.isfinite(lo))), 1)) + math.log(max(int(np.sum(np.isfinite(hi))), 1))
+        shrink = math.log(max(int(np.sum(np.isfinite(lo))), 1)) + math.log(
+            max(int(np.sum(np.isfinite(hi))), 1)
+        )
         if shrink > 0 and math.isfinite(width):
             tau = min(tau, 0.5 * width / shrink)
     return tau
@@ -245,9 +253,13 @@ def smooth_minimax_tilt(
     r = st.r
     y0 = np.asarray(y0, dtype=np.float64)
     if r < 2 or y0.shape != (2 * (r - 1),):
-        raise InputValueError(f"y0 must have shape (2 (r - 1),) = ({2 * (r - 1)},) with r >= 2, got {y0.shape!r}.")
+        raise InputValueError(
+            f"y0 must have shape (2 (r - 1),) = ({2 * (r - 1)},) with r >= 2, got {y0.shape!r}."
+        )
     if not temperatures or any(not (t > 0) for t in temperatures):
-        raise InputValueError(f"temperatures must be a non-empty tuple of positive numbers, got {temperatures!r}.")
+        raise InputValueError(
+            f"temperatures must be a non-empty tuple of positive numbers, got {temperatures!r}."
+        )
     n = r - 1
     budget = {"hybr": "maxfev", "lm": "maxiter"}
     max_evaluations = 20 * (2 * n + 1)
@@ -283,7 +295,13 @@ def smooth_minimax_tilt(
             for method in ("hybr", "lm"):
                 try:
                     with np.errstate(all="ignore"):
-                        sol = optimize.root(fun, y, jac=True, method=method, options={budget[method]: max_evaluations})
+                        sol = optimize.root(
+                            fun,
+                            y,
+                            jac=True,
+                            method=method,
+                            options={budget[method]: max_evaluations},
+                        )
                     nfev += int(getattr(sol, "nfev", 0) or 0)
                     njev += int(getattr(sol, "njev", 0) or 0)
                     if not np.all(np.isfinite(sol.x)):
@@ -294,8 +312,10 @@ def smooth_minimax_tilt(
                 ok = bool(np.max(np.abs(g)) < tol)
                 if ok:
                     break
-                if np.max(np.abs(g)) < _OUTSIDE:
-                    last = sol.x.copy()  # an unconverged iterate inside the domain: the pilot may take it
+                if (
+                    np.max(np.abs(g)) < _OUTSIDE
+                ):  # unconverged but in the domain: the pilot may take it
+                    last = sol.x.copy()
             conv.append(ok)
             if ok:
                 y = sol.x.copy()

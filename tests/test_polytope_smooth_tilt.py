@@ -31,7 +31,9 @@ def _cone(W: np.ndarray):
 
 def _no_smoothing():
     """The failure branch as it was before the smoothed solver (no smoothed candidates)."""
-    return mock.patch.object(S, "smooth_minimax_tilt", lambda st, y0, **kw: S.SmoothTiltResult((), (), ()))
+    return mock.patch.object(
+        S, "smooth_minimax_tilt", lambda st, y0, **kw: S.SmoothTiltResult((), (), ())
+    )
 
 
 def test_smoothed_interval_is_inside_the_true_one():
@@ -70,8 +72,16 @@ def test_smoothed_grad_and_jacobian_match_finite_differences():
     g, J = S.smoothed_grad_jac(st, y, tau)
     E = np.eye(y.size)
     g_fd = np.array([(psi(y + h * e) - psi(y - h * e)) / (2 * h) for e in E])
-    J_fd = np.column_stack([(S.smoothed_grad_jac(st, y + h * e, tau)[0] - S.smoothed_grad_jac(st, y - h * e, tau)[0])
-                            / (2 * h) for e in E])
+    J_fd = np.column_stack(
+        [
+            (
+                S.smoothed_grad_jac(st, y + h * e, tau)[0]
+                - S.smoothed_grad_jac(st, y - h * e, tau)[0]
+            )
+            / (2 * h)
+            for e in E
+        ]
+    )
     np.testing.assert_allclose(g, g_fd, rtol=1e-5, atol=1e-6 * np.abs(g).max())
     np.testing.assert_allclose(J, J_fd, rtol=1e-4, atol=1e-5 * np.abs(J).max())
     # psi_tau is concave in x for fixed mu: the x-x block is negative semidefinite
@@ -89,7 +99,10 @@ def test_smoothed_tilt_is_used_when_the_exact_tilt_fails_and_agrees_with_monte_c
     res = TiltedPolytopeSampler(W, lo, hi).probability(2**14, seed=11)
     assert math.isfinite(res.relative_error) and res.relative_error < 0.05
     rng = np.random.default_rng(12)
-    hits = sum(int(np.count_nonzero(np.all(rng.standard_normal((2**19, 8)) @ W.T > 0, axis=1))) for _ in range(4))
+    hits = sum(
+        int(np.count_nonzero(np.all(rng.standard_normal((2**19, 8)) @ W.T > 0, axis=1)))
+        for _ in range(4)
+    )
     p_mc = hits / 2**21
     se_mc = math.sqrt(p_mc * (1 - p_mc) / 2**21)
     assert abs(res.probability - p_mc) <= 4 * math.hypot(res.std_error, se_mc)
