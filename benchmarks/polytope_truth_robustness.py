@@ -145,6 +145,7 @@ def run_instance(W: np.ndarray, seed: int, budgets: tuple[int, ...]) -> dict:
     smoothed, n_cand = (
         (bool(sol.smoothed), int(sol.smooth_candidates)) if sol is not None else (False, 0)
     )
+    smooth_conv = bool(sol.smooth_converged) if sol is not None else False
     rec: dict = {
         "converged": bool(sn.converged),
         "same_mu": same_mu,
@@ -152,6 +153,7 @@ def run_instance(W: np.ndarray, seed: int, budgets: tuple[int, ...]) -> dict:
         "tilt_s_new": t_new,
         "rank": sn.rank,
         "smoothed": smoothed,
+        "smooth_converged": smooth_conv,
         "smooth_candidates": n_cand,
         "old": {},
         "new": {},
@@ -168,6 +170,7 @@ def summarise(recs: list[dict], budgets: tuple[int, ...]) -> dict:
     out: dict = {
         "instances": N,
         "tilt_converged": sum(r["converged"] for r in recs) / N,
+        "tilt_smooth_converged": sum(r["smooth_converged"] for r in recs) / N,
         "tilt_smoothed_used": sum(r.get("smoothed", False) for r in recs) / N,
         "tilt_s_old_mean": float(np.mean([r["tilt_s_old"] for r in recs])),
         "tilt_s_new_mean": float(np.mean([r["tilt_s_new"] for r in recs])),
@@ -290,6 +293,7 @@ def main() -> None:
             {
                 "converged": r["converged"],
                 "smoothed": r["smoothed"],
+                "smooth_converged": r["smooth_converged"],
                 "same_mu": r["same_mu"],
                 **{f"{w}_{n}": list(r[w][n]) for w in ("old", "new") for n in budgets if n in r[w]},
             }
@@ -304,13 +308,16 @@ def main() -> None:
 
 
 def print_table(result: dict, budgets: tuple[int, ...]) -> None:
-    hdr = f"{'set':<10} {'N':>4} {'conv':>5} {'smooth':>6}"
+    hdr = f"{'set':<10} {'N':>4} {'conv':>5} {'s-conv':>6} {'s-used':>6}"
     for n in budgets:
         k = int(math.log2(n))
         hdr += f" | 2^{k}: unres old/new  med rel old/new    max rel old/new    z(n, sd)"
     print(hdr)
     for name, s in result["sets"].items():
-        line = f"{name:<10} {s['instances']:>4} {s['tilt_converged']:>5.2f} {s['tilt_smoothed_used']:>6.2f}"
+        line = (
+            f"{name:<10} {s['instances']:>4} {s['tilt_converged']:>5.2f} {s['tilt_smooth_converged']:>6.2f}"
+            f" {s['tilt_smoothed_used']:>6.2f}"
+        )
         for n in budgets:
             o, nw, a = s[f"old_{n}"], s[f"new_{n}"], s[f"agreement_{n}"]
             line += (

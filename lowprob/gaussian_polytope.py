@@ -477,6 +477,7 @@ class TiltSolution:
             MINPACK calls are added to the ``root_*`` counters).
         smooth_candidates: smoothed tilts (one per converged temperature) put to the pilot.
         smoothed: whether the returned ``mu`` is a smoothed tilt.
+        smooth_converged: whether the smoothed solve converged at its finest temperature.
     """
 
     x: np.ndarray
@@ -492,6 +493,7 @@ class TiltSolution:
     smooth_grad_jac_evaluations: int = 0
     smooth_candidates: int = 0
     smoothed: bool = False
+    smooth_converged: bool = False
 
 
 def minimax_tilt(
@@ -576,6 +578,7 @@ def minimax_tilt(
             root_jacobian_evaluations=njev, lp_work=lp_work, pilot_points=pilot,
             smooth_grad_jac_evaluations=smooth.grad_jac_evaluations if smooth else 0,
             smooth_candidates=len(smooth.candidates) if smooth else 0, smoothed=best_i >= n_plain,
+            smooth_converged=bool(smooth and smooth.converged and smooth.converged[-1]),
         )
     x = np.zeros(r)
     mu = np.zeros(r)
