@@ -32,9 +32,12 @@ via minimax tilting", JRSS-B 79(1), 125-148; ported from the paper, written anew
    Newton-type root search (``scipy.optimize.root``, analytic Jacobian). ``psi(.; mu)`` is
    concave, so ``exp(psi(x*; mu*))`` is an upper bound on the probability (Sec. 3.1), reported
    as ``log_upper_bound``. If the search fails (rows owned by one pivot make ``psi``
-   non-smooth when ``m > d``), the best of the unconverged iterates and ``mu = 0`` (plain
-   separation of variables, Genz 1992 / GHK) on a fixed 512-draw pilot stream is used and
-   ``converged`` is False: still unbiased, just noisier.
+   non-smooth when ``m > d``), the best of the unconverged iterates, ``mu = 0`` (plain
+   separation of variables, Genz 1992 / GHK) and, when some pivot owns several rows, the
+   tilts of the log-sum-exp-smoothed ``psi`` (:mod:`lowprob.polytope_smooth_tilt`, continuation
+   in the temperature) on a fixed 512-draw pilot stream is used and ``converged`` is False:
+   still unbiased, just noisier. (For thin cones with ``m > d`` every extra row is owned by the
+   last pivot, which is only checked, not sampled: no shift of the mean then reaches the cone.)
 
 The truncated normals are drawn by inverse transform in log space (``scipy.special.
 ndtri_exp``), so randomized quasi-Monte Carlo (scrambled Sobol, Botev's ``mvNqmc``) works:
