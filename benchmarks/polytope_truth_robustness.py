@@ -223,7 +223,29 @@ def main() -> None:
     ap.add_argument("--ref-log2", type=int, default=24)
     ap.add_argument("--ref-count", type=int, default=20, help="MC references per d=8 P set")
     ap.add_argument("--out", type=Path, default=RESULTS / "polytope_truth_robustness")
+    ap.add_argument(
+        "--postprocess-only", action="store_true", help="only add the filtered agreement to --out"
+    )
+    ap.add_argument(
+        "--reference-sets", nargs="*", default=None, help="only add MC references for these sets"
+    )
     args = ap.parse_args()
+    if args.reference_sets:
+        cache = (
+            RESULTS / f"polytope_truth_instances_{args.instances}_{args.mixture}_{args.seed}.npz"
+        )
+        reference_sets(
+            args.out.with_suffix(".json"),
+            cache,
+            args.reference_sets,
+            args.ref_log2,
+            args.ref_count,
+            args.seed,
+        )
+        return
+    if args.postprocess_only:
+        postprocess(args.out.with_suffix(".json"))
+        return
     budgets = tuple(2**k for k in args.log2_budgets)
     cache = RESULTS / f"polytope_truth_instances_{args.instances}_{args.mixture}_{args.seed}.npz"
     inst = instances(args.instances, args.mixture, args.seed, cache)
@@ -305,6 +327,104 @@ def main() -> None:
     atomic_write_json(args.out.with_suffix(".json"), result)
     print_table(result, budgets)
     plot(all_recs, budgets, args.out.with_suffix(".png"))
+    postprocess(args.out.with_suffix(".json"))
+
+
+def filtered_agreement(result: dict, max_rel: float = 0.1) -> dict:
+    """``z = (p_old - p_new) / sqrt(se_old^2 + se_new^2)`` per set and budget over the instances
+    where the tilts differ and *both* stated relative errors are below ``max_rel`` (where both
+    claim to be resolved; a one-draw-dominated estimate has relative error ~1 and a meaningless
+    standard error, so the unfiltered z is dominated by them)."""
+    out: dict = {}
+    for name, rows in result["per_instance"].items():
+        for key in sorted(
+            {k.split("_", 1)[1] for r in rows for k in r if k.startswith("old_")}, key=int
+        ):
+            z = []
+            for r in rows:
+                if r["same_mu"] or f"old_{key}" not in r:
+                    continue
+                (lo_, ro), (ln, rn) = (tuple(map(float, r[f"{w}_{key}"])) for w in ("old", "new"))
+                if not (ro < max_rel and rn < max_rel):
+                    continue
+                po, pn = math.exp(lo_), math.exp(ln)
+                z.append((po - pn) / math.hypot(po * ro, pn * rn))
+            za = np.array(z)
+            out[f"{name}_{key}"] = {
+                "count": int(za.size),
+                "mean_z": float(za.mean()) if za.size else math.nan,
+                "std_z": float(za.std(ddof=1)) if za.size > 1 else math.nan,
+                "frac_abs_z_gt_3": float(np.mean(np.abs(za) > 3)) if za.size else math.nan,
+                "max_abs_z": float(np.abs(za).max()) if za.size else math.nan,
+            }
+    return out
+
+
+def reference_sets(
+    path: Path, cache: Path, names: list[str], log2n: int, count: int, seed: int
+) -> None:
+    """Plain-MC references (``2^log2n`` draws) for up to ``count`` instances of each named set with
+    ``p_new >= 1e-5`` at the largest budget (tilts differing or not), added to the results JSON
+    under ``mc_reference_extra``: ``z = (p - p_mc) / sqrt(se^2 + se_mc^2)`` for old and new."""
+    result = json.loads(path.read_text())
+    inst = np.load(cache)
+    extra = result.setdefault("mc_reference_extra", {})
+    for name in names:
+        rows_in = result["per_instance"][name]
+        key = max(int(k.split("_", 1)[1]) for k in rows_in[0] if k.startswith("new_"))
+        pick = [
+            i
+            for i, r in enumerate(rows_in)
+            if f"new_{key}" in r
+            and math.isfinite(float(r[f"new_{key}"][1]))
+            and float(r[f"new_{key}"][0]) >= math.log(1e-5)
+        ][:count]
+        rows = []
+        for i in pick:
+            p_mc, se_mc = mc_reference(inst[name][i], log2n, seed + 31 * i)
+            row: dict = {"index": i, "p_mc": p_mc, "se_mc": se_mc, "same_mu": rows_in[i]["same_mu"]}
+            for w in ("old", "new"):
+                lp, rel = map(float, rows_in[i][f"{w}_{key}"])
+                pw = math.exp(lp) if math.isfinite(lp) else 0.0
+                se = pw * rel if math.isfinite(rel) else math.inf
+                row[w] = {
+                    "p": pw,
+                    "rel": rel,
+                    "z": (pw - p_mc) / math.hypot(se, se_mc) if math.isfinite(se) else None,
+                }
+            rows.append(row)
+        zs = {
+            w: np.array([r[w]["z"] for r in rows if r[w]["z"] is not None]) for w in ("old", "new")
+        }
+        extra[name] = {
+            "budget": key,
+            "count": len(rows),
+            "differing_tilt": sum(not r["same_mu"] for r in rows),
+            **{f"{w}_z_sd": float(zs[w].std(ddof=1)) if zs[w].size > 1 else math.nan for w in zs},
+            **{
+                f"{w}_max_abs_z": float(np.abs(zs[w]).max()) if zs[w].size else math.nan for w in zs
+            },
+            **{f"{w}_unresolved": sum(r[w]["z"] is None for r in rows) for w in zs},
+            "rows": rows,
+        }
+        print("reference", name, {k: v for k, v in extra[name].items() if k != "rows"}, flush=True)
+    atomic_write_json(path, result)
+
+
+def postprocess(path: Path) -> None:
+    """Add :func:`filtered_agreement` (relative errors below 0.1 and 0.02) to a results JSON."""
+    result = json.loads(path.read_text())
+    result["agreement_both_resolved"] = {
+        f"max_rel_{t}": filtered_agreement(result, t) for t in (0.1, 0.02)
+    }
+    atomic_write_json(path, result)
+    for t, tab in result["agreement_both_resolved"].items():
+        print(f"agreement where both relative errors < {t[8:]}:")
+        for k, v in tab.items():
+            print(
+                f"  {k:<18} n={v['count']:>4} mean z={v['mean_z']:+.2f} sd z={v['std_z']:.2f} "
+                f"|z|>3: {v['frac_abs_z_gt_3']:.3f} max |z|={v['max_abs_z']:.1f}"
+            )
 
 
 def print_table(result: dict, budgets: tuple[int, ...]) -> None:
