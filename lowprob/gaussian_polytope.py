@@ -37,7 +37,8 @@ via minimax tilting", JRSS-B 79(1), 125-148; ported from the paper, written anew
    tilts of the log-sum-exp-smoothed ``psi`` (:mod:`lowprob.polytope_smooth_tilt`, continuation
    in the temperature) on a fixed 512-draw pilot stream is used and ``converged`` is False:
    still unbiased, just noisier. (For thin cones with ``m > d`` every extra row is owned by the
-   last pivot, which is only checked, not sampled: no shift of the mean then reaches the cone.)
+   last pivot, which is only checked, not sampled: on thin cones a shift of the mean often does
+   not reach the cone, and the estimate stays unresolved.)
 
 The truncated normals are drawn by inverse transform in log space (``scipy.special.
 ndtri_exp``), so randomized quasi-Monte Carlo (scrambled Sobol, Botev's ``mvNqmc``) works:

@@ -34,6 +34,12 @@ tilt; :func:`lowprob.gaussian_polytope.minimax_tilt` validates them against its 
 on its fixed pilot stream. The smoothing is a device to *find* ``mu``; the estimator that uses it
 is Botev's, exact and unbiased, with its replicate error.
 
+**Limitation.** Generically every row beyond the first ``r`` is owned by the *last* pivot, which
+the estimator integrates exactly but only as a check of those rows; the sampled pivots keep unit
+variance. On thin cones with ``m >> d`` no tilt (smoothed or not) may then put a pilot draw inside
+the cone, and the estimate stays unresolved (``benchmarks/RESULTS-truth.md``: ~9 % of feasible
+``32 x 8`` and ``32 x 16`` cones at ``2^14`` points).
+
 Reference: Botev (2017), "The normal law under linear restrictions: simulation and estimation
 via minimax tilting", JRSS-B 79(1), 125-148 (eqs. 9-10, Theorem 2); the log-sum-exp smoothing of
 a max is Nesterov (2005), "Smooth minimization of non-smooth functions", Math. Program. 103.
