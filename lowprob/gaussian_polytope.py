@@ -36,7 +36,7 @@ via minimax tilting", JRSS-B 79(1), 125-148; ported from the paper, written anew
    separation of variables, Genz 1992 / GHK) and, when some pivot owns several rows, the
    tilts of the log-sum-exp-smoothed ``psi`` (:mod:`lowprob.polytope_smooth_tilt`, continuation
    in the temperature) on a fixed 512-draw pilot stream is used and ``converged`` is False:
-   still unbiased, just noisier. (For thin cones with ``m > d`` every extra row is owned by the
+   still unbiased, just noisier. (With ``m > d`` every extra row is generically owned by the
    last pivot, which is only checked, not sampled: on thin cones a shift of the mean often does
    not reach the cone, and the estimate stays unresolved.)
 
