@@ -32,9 +32,13 @@ via minimax tilting", JRSS-B 79(1), 125-148; ported from the paper, written anew
    Newton-type root search (``scipy.optimize.root``, analytic Jacobian). ``psi(.; mu)`` is
    concave, so ``exp(psi(x*; mu*))`` is an upper bound on the probability (Sec. 3.1), reported
    as ``log_upper_bound``. If the search fails (rows owned by one pivot make ``psi``
-   non-smooth when ``m > d``), the best of the unconverged iterates and ``mu = 0`` (plain
-   separation of variables, Genz 1992 / GHK) on a fixed 512-draw pilot stream is used and
-   ``converged`` is False: still unbiased, just noisier.
+   non-smooth when ``m > d``), the best of the unconverged iterates, ``mu = 0`` (plain
+   separation of variables, Genz 1992 / GHK) and, when some pivot owns several rows, the
+   tilts of the log-sum-exp-smoothed ``psi`` (:mod:`lowprob.polytope_smooth_tilt`, continuation
+   in the temperature) on a fixed 512-draw pilot stream is used and ``converged`` is False:
+   still unbiased, just noisier. (With ``m > d`` every extra row is generically owned by the
+   last pivot, which is only checked, not sampled: on thin cones a shift of the mean often does
+   not reach the cone, and the estimate stays unresolved.)
 
 The truncated normals are drawn by inverse transform in log space (``scipy.special.
 ndtri_exp``), so randomized quasi-Monte Carlo (scrambled Sobol, Botev's ``mvNqmc``) works:
@@ -488,6 +492,12 @@ class TiltSolution:
             summed over the root searches run (its own linear algebra is charged per call).
         lp_work: ``(iterations, constraints, variables)`` of each LP (interior point).
         pilot_points: tilted draws spent on the fixed pilot stream when the search failed.
+        smooth_grad_jac_evaluations: evaluations of the smoothed ``(grad psi_tau, Jacobian)``
+            (:func:`lowprob.polytope_smooth_tilt.smoothed_grad_jac`; failure branch only; its
+            MINPACK calls are added to the ``root_*`` counters).
+        smooth_candidates: smoothed tilts (one per converged temperature) put to the pilot.
+        smoothed: whether the returned ``mu`` is a smoothed tilt.
+        smooth_converged: whether the smoothed solve converged at its finest temperature.
     """
 
     x: np.ndarray
@@ -501,6 +511,10 @@ class TiltSolution:
     root_jacobian_evaluations: int = 0
     lp_work: tuple[tuple[int, int, int], ...] = ()
     pilot_points: int = 0
+    smooth_grad_jac_evaluations: int = 0
+    smooth_candidates: int = 0
+    smoothed: bool = False
+    smooth_converged: bool = False
 
 
 def minimax_tilt(
@@ -565,10 +579,20 @@ def minimax_tilt(
         # No exact solution (rows owned by one pivot make psi non-smooth). Every mu keeps the
         # estimator unbiased; pick the candidate (or mu = 0) with the smallest variance on a
         # fixed pilot stream that is independent of the caller's samples.
-        best, best_var = np.zeros(2 * (r - 1)), math.inf
+        # Several rows per pivot: add the tilts of the log-sum-exp-smoothed psi (continuation in
+        # the temperature, lowprob.polytope_smooth_tilt) as candidates.
+        smooth = None
+        if lp_work:
+            from lowprob.polytope_smooth_tilt import smooth_minimax_tilt
+
+            smooth = smooth_minimax_tilt(st, y0)
+            nfev += smooth.root_function_evaluations
+            njev += smooth.root_jacobian_evaluations
+        n_plain = 1 + len(candidates)
+        best, best_var, best_i = np.zeros(2 * (r - 1)), math.inf, 0
         U = np.random.default_rng(0).random((check_int("pilot_points", pilot_points, minimum=2), r))
         pilot = 0
-        for y in [np.zeros(2 * (r - 1)), *candidates]:
+        for i, y in enumerate([np.zeros(2 * (r - 1)), *candidates, *(smooth.candidates if smooth else ())]):
             mu = np.zeros(r)
             mu[: r - 1] = y[r - 1 :]
             _, lw = _sample_Z(st, mu, U, count=count)
@@ -578,20 +602,15 @@ def minimax_tilt(
             lm = float(logsumexp(lw) - math.log(U.shape[0]))
             v = float(np.var(np.exp(lw - lm)))
             if v < best_var:
-                best, best_var = y, v
+                best, best_var, best_i = y, v, i
         mu = np.zeros(r)
         mu[: r - 1] = best[r - 1 :]
         return TiltSolution(
-            zero,
-            mu,
-            False,
-            math.inf,
-            grad_evaluations=calls[0],
-            grad_jac_evaluations=calls[1],
-            root_function_evaluations=nfev,
-            root_jacobian_evaluations=njev,
-            lp_work=lp_work,
-            pilot_points=pilot,
+            zero, mu, False, math.inf, grad_evaluations=calls[0], grad_jac_evaluations=calls[1],
+            root_function_evaluations=nfev, root_jacobian_evaluations=njev, lp_work=lp_work, pilot_points=pilot,
+            smooth_grad_jac_evaluations=smooth.grad_jac_evaluations if smooth else 0,
+            smooth_candidates=len(smooth.candidates) if smooth else 0, smoothed=best_i >= n_plain,
+            smooth_converged=bool(smooth and smooth.converged and smooth.converged[-1]),
         )
     x = np.zeros(r)
     mu = np.zeros(r)

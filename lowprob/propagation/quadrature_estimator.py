@@ -127,9 +127,24 @@ def lq_flops(st: PolytopeStructure, m: int, d: int) -> float:
     return f
 
 
-def tilt_flops(
-    st: PolytopeStructure, sol: TiltSolution, pilot_points: int = 512
-) -> tuple[float, float]:
+def _smooth_grad_jac_flops(st: PolytopeStructure) -> float:
+    """One :func:`lowprob.polytope_smooth_tilt.smoothed_grad_jac`: the exact ``(grad, Jacobian)``'s
+    products and element-wise terms, and per pivot ``j`` owning ``n_j > 1`` rows: ``rows . x``
+    (``2 n_j j``), two log-sum-exps (``2 n_j`` exponentials, ``8 n_j`` arithmetic, 2 logs), the two
+    weighted rows (``4 n_j j``), the two covariances (``4 n_j j^2 + 4 j^2``) and the curvature update
+    (``3 j^2``); single-row pivots as in the active rows (``2 j + 4``)."""
+    r = st.r
+    f = r * _IM + 2 * r * _E + 8.0 * r**3 + 19.0 * r**2 + 43.0 * r
+    for j, lo in enumerate(st.lo):
+        nj = len(lo)
+        if j == 0 or nj == 1:
+            f += nj * (2.0 * j + 4.0)
+        else:
+            f += 2.0 * nj * j + 2 * nj * _E + 8.0 * nj + 2 * _E + 4.0 * nj * j + 4.0 * nj * j**2 + 7.0 * j**2
+    return f
+
+
+def tilt_flops(st: PolytopeStructure, sol: TiltSolution, pilot_points: int = 512) -> tuple[float, float]:
     """``(solver FLOPs, pilot FLOPs)`` of :func:`~lowprob.gaussian_polytope.minimax_tilt` from its counters.
 
     One ``grad psi``: active rows, ``r`` interval masses, ``2 r`` exponentials and ``4 r^2 + 20 r``
@@ -138,7 +153,9 @@ def tilt_flops(
     active rows, ``r`` interval masses and ``3 r``; MINPACK ``8 N^2`` per function evaluation
     (Broyden rank-1 QR update and dogleg step) and ``8 N^3 / 3`` per Jacobian (QR and forming
     ``Q``), ``N = 2 (r - 1)``; HiGHS ``2 rc + it (2 rc + 4 r^2)`` per LP (pricing and dense
-    basis updates). Pilot: the tilted draws on the fixed ``pilot_points`` stream (every pivot drawn).
+    basis updates). The smoothed tilt of the non-smooth fallback: its ``(grad psi_tau, Jacobian)``
+    evaluations (:func:`_smooth_grad_jac_flops`; its MINPACK calls are in the root counters). Pilot:
+    the tilted draws on the fixed ``pilot_points`` stream (every pivot drawn, every candidate).
     """
     r = st.r
     act = _active_rows_flops(st)
@@ -153,6 +170,7 @@ def tilt_flops(
     )
     for it, rows, cols in sol.lp_work:
         f += 2.0 * rows * cols + it * (2.0 * rows * cols + 4.0 * rows**2)
+    f += sol.smooth_grad_jac_evaluations * _smooth_grad_jac_flops(st)
     pilot = 0.0
     if sol.pilot_points:
         per = sum(pivot_step_flops(pilot_points, j, len(lo), True) for j, lo in enumerate(st.lo))
