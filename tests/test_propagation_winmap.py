@@ -90,3 +90,14 @@ def test_grid_rejects_unknown_method(tmp_path):
     with pytest.raises(LowprobError):
         run_grid(GridConfig(ns=(4,), ratios=(2,), instances=4, methods=("nope", "sampling")), tmp_path,
                  show_progress=False, log=lambda s: None)
+
+
+def test_cells_with_an_untrustworthy_truth_are_unreliable(fresh):
+    """The targets ignore a cell whose truth is infinite-noise on an instance, or dominated by a
+    few draws on one (stated relative error > 0.5); the exact-oracle cells have neither."""
+    from lowprob.propagation.winmap import _reliable
+
+    cell = next(c for c in fresh["cells"] if not c.get("skipped"))
+    assert cell["truth_dominated_instances"] == 0 and _reliable(cell)
+    assert not _reliable({**cell, "truth_dominated_instances": 1})
+    assert not _reliable({**cell, "truth_noise_nmse": float("inf")})

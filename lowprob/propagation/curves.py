@@ -107,6 +107,9 @@ def check_instance_law(instance_law: object, tail_share: object) -> tuple[str, f
     return str(instance_law), float(tail_share)
 
 
+#: a Monte Carlo truth whose stated relative error exceeds this is "dominated by a few draws"
+TRUTH_DOMINATED_RELATIVE_ERROR = 0.5
+
 @dataclass(frozen=True)
 class CurveConfig:
     """What :func:`run_curves` runs.
@@ -462,6 +465,11 @@ def run_curves(config: CurveConfig, *, show_progress: bool | None = None, log: A
         # instances whose truth routine reported a non-finite error (Monte Carlo truth gave up on a
         # very thin cone: truth 0, error inf); they make truth_noise_nmse infinite
         "truth_nonfinite_error_instances": int(np.sum(~np.isfinite(inst.truth_std_error))),
+        # instances whose truth is dominated by a few draws (stated relative error > 0.5): the
+        # Botev truth on thin m > n cones can be, while understating its own error
+        "truth_dominated_instances": int(np.sum(
+            inst.feasible & (inst.truth_std_error > TRUTH_DOMINATED_RELATIVE_ERROR * np.abs(inst.truth))
+        )),
         "n_instances": int(inst.W.shape[0]),
         "n_feasible": int(inst.feasible.sum()),
         "feasible_probability": wendel_feasibility_probability(config.d, config.m),

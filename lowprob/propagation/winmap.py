@@ -210,6 +210,7 @@ def run_cell(config: GridConfig, n: int, m: int) -> dict[str, Any]:
         "sum_weights_ci95": res["sum_weights_ci95"],
         "truth": res["truth"],
         "truth_noise_nmse": noise,
+        "truth_dominated_instances": res.get("truth_dominated_instances"),
         "truth_noise_over_smallest_nmse": noise / min(det_nmse) if det_nmse else None,
         "sampling_flops_per_sample": fs,
         "sampling_seconds_per_sample": ss,
@@ -349,11 +350,15 @@ MIN_NMSE_OVER_TRUTH_NOISE = 4.0
 def _reliable(c: dict[str, Any]) -> bool:
     """Tail coverage interval's lower end >= :data:`MIN_TAIL_COVERAGE` (cells stored before the
     interval existed: the point value), and a truth with finite noise on every instance (the
-    Botev truth can fail on thin cones with ``m > n``: then its noise is infinite)."""
+    Botev truth can fail on thin cones with ``m > n``: then its noise is infinite), none of whose
+    instances is dominated by a few draws (stated relative error above
+    :data:`~lowprob.propagation.curves.TRUTH_DOMINATED_RELATIVE_ERROR`; cells stored before this
+    count existed are not checked for it)."""
     ci = c.get("tail_coverage_ci95")
     cov = ci[0] if ci else c.get("tail_coverage")
     noise = c.get("truth_noise_nmse")
     truth_ok = noise is None or (isinstance(noise, (int, float)) and math.isfinite(noise))
+    truth_ok = truth_ok and not (c.get("truth_dominated_instances") or 0)
     return cov is not None and cov >= MIN_TAIL_COVERAGE and truth_ok
 
 
