@@ -420,7 +420,8 @@ def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
             "method": best["method"] if best else None, "flops": best["flops"] if best else None})
     return {"min_tail_coverage": MIN_TAIL_COVERAGE,
             "reliability_rule": "lower end of the tail coverage's bootstrap 95 % interval >= min_tail_coverage, "
-                                "and the truth's noise finite on every instance",
+                                "and the truth's noise finite on every instance and no instance's truth dominated by "
+                                "a few draws (stated relative error > 0.5; recorded from this version of the cells on)",
             "informative_rule": "95 % CI below both the exact and the measured trivial nMSE",
             "resolution_rule": f"competing points need nMSE >= {MIN_NMSE_OVER_TRUTH_NOISE:g} x the truth's noise nMSE",
             "unreliable_cells": [{"cell": f"{c['n']}x{c['m']}", "tail_coverage": c.get("tail_coverage"),
