@@ -80,11 +80,14 @@ __all__ = [
     "TiltSolution",
     "TiltedPolytopeSampler",
     "gaussian_polytope_probability",
+    "grad_from_bounds",
+    "jacobian_from_parts",
     "log_normal_interval",
     "log_normal_le_zero",
     "minimax_tilt",
     "pivot_interval",
     "pivoted_lq",
+    "split_tilt_vector",
     "tilted_pivot_update",
     "truncated_normal_ppf",
 ]
@@ -384,14 +387,25 @@ def _psi(st: PolytopeStructure, x: np.ndarray, mu: np.ndarray) -> float:
     return float(np.sum(log_normal_interval(lt - mu, ut - mu) + 0.5 * mu**2 - x * mu))
 
 
-def _grad_parts(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """``grad psi`` at ``y = (x_<r, mu_<r)`` and the intermediates its Jacobian reuses (``O(r^2)``)."""
-    r = st.r
-    n = r - 1
+def split_tilt_vector(r: int, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, mu)`` of length ``r`` from ``y = (x_<r-1, mu_<r-1)`` (``x_{r-1} = mu_{r-1} = 0``)."""
     x = np.zeros(r)
     mu = np.zeros(r)
-    x[:n], mu[:n] = y[:n], y[n:]
-    lt, ut, La, Lb = _active_rows(st, x)
+    x[: r - 1], mu[: r - 1] = y[: r - 1], y[r - 1 :]
+    return x, mu
+
+
+def grad_from_bounds(
+    x: np.ndarray, mu: np.ndarray, lt: np.ndarray, ut: np.ndarray, La: np.ndarray, Lb: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """``grad psi`` (length ``2(r-1)``) given the pivot bounds ``lt, ut`` at ``x`` and their row
+    gradients ``La, Lb`` (``r x r``), and the intermediates :func:`jacobian_from_parts` reuses.
+
+    ``psi = sum_j [log(Phi(ut_j - mu_j) - Phi(lt_j - mu_j)) + mu_j^2/2 - x_j mu_j]`` (Botev 2017,
+    eq. 10); shared by the exact tilt (bounds = max/min of the owned rows) and the smoothed one
+    (:mod:`lowprob.polytope_smooth_tilt`, log-sum-exp bounds). ``parts[-1]`` is ``log(Phi - Phi)``.
+    """
+    n = len(x) - 1
     al, be = lt - mu, ut - mu
     w = log_normal_interval(al, be)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -403,14 +417,15 @@ def _grad_parts(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, tuple
     gx = -mu + La.T @ pl - Lb.T @ pu
     gmu = mu - x + P
     grad = np.concatenate([gx[:n], gmu[:n]])
-    return grad, (La, Lb, pl, pu, alf, bef)
+    return grad, (La, Lb, pl, pu, alf, bef, w)
 
 
-def _jacobian(st: PolytopeStructure, parts: tuple[np.ndarray, ...]) -> np.ndarray:
-    """The ``2(r-1) x 2(r-1)`` Jacobian of ``grad psi`` from :func:`_grad_parts`' intermediates (``O(r^3)``)."""
-    r = st.r
+def jacobian_from_parts(parts: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The ``2(r-1) x 2(r-1)`` Jacobian of ``grad psi`` from :func:`grad_from_bounds`' intermediates
+    (``O(r^3)``), for bounds affine in ``x`` (the smoothed tilt adds its curvature term)."""
+    La, Lb, pl, pu, alf, bef, _ = parts
+    r = len(pl)
     n = r - 1
-    La, Lb, pl, pu, alf, bef = parts
     pl_a, pl_b = -alf * pl + pl**2, -pl * pu
     pu_a, pu_b = pu * pl, -bef * pu - pu**2
     P_a, P_b = pl_a - pu_a, pl_b - pu_b
@@ -425,10 +440,17 @@ def _jacobian(st: PolytopeStructure, parts: tuple[np.ndarray, ...]) -> np.ndarra
     return np.block([[J_xx[:n, :n], J_xmu[:n, :n]], [J_mux[:n, :n], J_mumu[:n, :n]]])
 
 
+def _grad_parts(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """``grad psi`` at ``y = (x_<r, mu_<r)`` and the intermediates its Jacobian reuses (``O(r^2)``)."""
+    x, mu = split_tilt_vector(st.r, y)
+    lt, ut, La, Lb = _active_rows(st, x)
+    return grad_from_bounds(x, mu, lt, ut, La, Lb)
+
+
 def _grad_jac(st: PolytopeStructure, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(grad psi, its Jacobian)`` at ``y = (x_<r, mu_<r)``."""
     grad, parts = _grad_parts(st, y)
-    return grad, _jacobian(st, parts)
+    return grad, jacobian_from_parts(parts)
 
 
 def _interior_point(
@@ -557,7 +579,7 @@ def minimax_tilt(
         calls[1] += 1
         if "y" not in last or not np.array_equal(last["y"], y):
             fun(y)
-        return _jacobian(st, last["parts"])
+        return jacobian_from_parts(last["parts"])
 
     candidates = []
     for method in ("hybr", "lm"):

@@ -54,7 +54,13 @@ import numpy as np
 from scipy import optimize
 
 from lowprob.errors import InputValueError
-from lowprob.gaussian_polytope import PolytopeStructure, log_normal_interval
+from lowprob.gaussian_polytope import (
+    PolytopeStructure,
+    grad_from_bounds,
+    jacobian_from_parts,
+    log_normal_interval,
+    split_tilt_vector,
+)
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
@@ -64,7 +70,6 @@ __all__ = [
     "smoothed_pivot_interval",
 ]
 
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 _OUTSIDE = 1e10  # the residual reported outside the smoothed domain
 
@@ -152,38 +157,14 @@ def smoothed_grad_jac(
 def _psi_grad_jac(
     st: PolytopeStructure, y: np.ndarray, tau: float
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    r = st.r
-    n = r - 1
-    x = np.zeros(r)
-    mu = np.zeros(r)
-    x[:n], mu[:n] = y[:n], y[n:]
+    x, mu = split_tilt_vector(st.r, y)
     lt, ut, La, Lb, Hl, Hu = _smoothed_terms(st, x, tau)
-    al, be = lt - mu, ut - mu
-    w = log_normal_interval(al, be)
-    with np.errstate(over="ignore", invalid="ignore"):
-        pl = np.where(np.isfinite(al), np.exp(-0.5 * al**2 - w - _LOG_SQRT_2PI), 0.0)
-        pu = np.where(np.isfinite(be), np.exp(-0.5 * be**2 - w - _LOG_SQRT_2PI), 0.0)
-    alf = np.where(np.isfinite(al), al, 0.0)
-    bef = np.where(np.isfinite(be), be, 0.0)
-    P = pl - pu
-    gx = -mu + La.T @ pl - Lb.T @ pu
-    gmu = mu - x + P
-    grad = np.concatenate([gx[:n], gmu[:n]])
-    pl_a, pl_b = -alf * pl + pl**2, -pl * pu
-    pu_a, pu_b = pu * pl, -bef * pu - pu**2
-    P_a, P_b = pl_a - pu_a, pl_b - pu_b
-    dpl_mu, dpu_mu = -(pl_a + pl_b), -(pu_a + pu_b)
-    eye = np.eye(r)
-    J_xx = -(La.T @ (pl_a[:, None] * La) + La.T @ (pl_b[:, None] * Lb)) + (
-        Lb.T @ (pu_a[:, None] * La) + Lb.T @ (pu_b[:, None] * Lb)
-    )
-    for j in range(1, r):  # curvature of the soft bounds
+    grad, parts = grad_from_bounds(x, mu, lt, ut, La, Lb)
+    J = jacobian_from_parts(parts)
+    pl, pu, w = parts[2], parts[3], parts[-1]
+    for j in range(1, st.r):  # curvature of the soft bounds (the x-x block is J[:n, :n])
         if Hl[j].size:
-            J_xx[:j, :j] -= pl[j] * Hl[j] + pu[j] * Hu[j]
-    J_xmu = -eye + La.T * dpl_mu[None, :] - Lb.T * dpu_mu[None, :]
-    J_mux = -eye - P_a[:, None] * La - P_b[:, None] * Lb
-    J_mumu = np.diag(1.0 - P_a - P_b)
-    J = np.block([[J_xx[:n, :n], J_xmu[:n, :n]], [J_mux[:n, :n], J_mumu[:n, :n]]])
+            J[:j, :j] -= pl[j] * Hl[j] + pu[j] * Hu[j]
     psi = float(np.sum(w + 0.5 * mu**2 - x * mu))
     return psi, grad, J
 
