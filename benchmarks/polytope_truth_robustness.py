@@ -114,6 +114,13 @@ def estimate(s: TiltedPolytopeSampler, n: int, seed: int) -> tuple[float, float]
     return r.log_probability, r.relative_error
 
 
+def _z_against_reference(lp: float, rel: float, p_mc: float, se_mc: float) -> dict:
+    """``{p, rel, z}`` of an estimate ``(log p, relative error)`` against a Monte Carlo reference."""
+    p = math.exp(lp) if math.isfinite(lp) else 0.0
+    se = p * rel if math.isfinite(rel) else math.inf
+    return {"p": p, "rel": rel, "z": (p - p_mc) / math.hypot(se, se_mc) if math.isfinite(se) else None}
+
+
 def mc_reference(W: np.ndarray, log2n: int, seed: int) -> tuple[float, float]:
     """Plain Monte Carlo ``P[W x > 0]``: ``(p, standard error)`` from ``2^log2n`` draws."""
     rng = np.random.default_rng(seed)
@@ -287,14 +294,7 @@ def main() -> None:
             p_mc, se_mc = mc_reference(Ws[i], args.ref_log2, args.seed + 31 * i)
             row = {"index": i, "p_mc": p_mc, "se_mc": se_mc}
             for which in ("old", "new"):
-                lp, rel = recs[i][which][nb]
-                p = math.exp(lp) if math.isfinite(lp) else 0.0
-                se = p * rel if math.isfinite(rel) else math.inf
-                row[which] = {
-                    "p": p,
-                    "rel": rel,
-                    "z": (p - p_mc) / math.hypot(se, se_mc) if math.isfinite(se) else None,
-                }
+                row[which] = _z_against_reference(*recs[i][which][nb], p_mc, se_mc)
             rows.append(row)
         zs = {w: [r[w]["z"] for r in rows if r[w]["z"] is not None] for w in ("old", "new")}
         ref[name] = {
@@ -384,14 +384,7 @@ def reference_sets(
             p_mc, se_mc = mc_reference(inst[name][i], log2n, seed + 31 * i)
             row: dict = {"index": i, "p_mc": p_mc, "se_mc": se_mc, "same_mu": rows_in[i]["same_mu"]}
             for w in ("old", "new"):
-                lp, rel = map(float, rows_in[i][f"{w}_{key}"])
-                pw = math.exp(lp) if math.isfinite(lp) else 0.0
-                se = pw * rel if math.isfinite(rel) else math.inf
-                row[w] = {
-                    "p": pw,
-                    "rel": rel,
-                    "z": (pw - p_mc) / math.hypot(se, se_mc) if math.isfinite(se) else None,
-                }
+                row[w] = _z_against_reference(*map(float, rows_in[i][f"{w}_{key}"]), p_mc, se_mc)
             rows.append(row)
         zs = {
             w: np.array([r[w]["z"] for r in rows if r[w]["z"] is not None]) for w in ("old", "new")
