@@ -114,6 +114,21 @@ def estimate(s: TiltedPolytopeSampler, n: int, seed: int) -> tuple[float, float]
     return r.log_probability, r.relative_error
 
 
+def _old_new_z(recs: list, n: int) -> list[float]:
+    """``(p_old - p_new) / combined std`` at ``n`` points, over records whose tilts differ and
+    whose two errors are finite."""
+    z = []
+    for r in recs:
+        (lo_, ro), (ln, rn) = r["old"][n], r["new"][n]
+        if r["same_mu"] or not (math.isfinite(ro) and math.isfinite(rn)):
+            continue
+        po, pn = math.exp(lo_), math.exp(ln)
+        se = math.hypot(po * ro, pn * rn)
+        if se > 0:
+            z.append((po - pn) / se)
+    return z
+
+
 def _z_against_reference(lp: float, rel: float, p_mc: float, se_mc: float) -> dict:
     """``{p, rel, z}`` of an estimate ``(log p, relative error)`` against a Monte Carlo reference."""
     p = math.exp(lp) if math.isfinite(lp) else 0.0
@@ -196,16 +211,7 @@ def summarise(recs: list[dict], budgets: tuple[int, ...]) -> dict:
                 "frac_rel_gt_0.1": float(np.mean(rel > 0.1)),
                 "frac_rel_gt_0.5": float(np.mean(rel > 0.5)),
             }
-        z = []
-        for r in rs:
-            (lo_, ro), (ln, rn) = r["old"][n], r["new"][n]
-            if r["same_mu"] or not (math.isfinite(ro) and math.isfinite(rn)):
-                continue
-            po, pn = math.exp(lo_), math.exp(ln)
-            se = math.hypot(po * ro, pn * rn)
-            if se > 0:
-                z.append((po - pn) / se)
-        za = np.array(z)
+        za = np.array(_old_new_z(rs, n))
         out[f"agreement_{n}"] = {
             "count": int(za.size),
             "mean_z": float(za.mean()) if za.size else math.nan,
@@ -462,18 +468,7 @@ def plot(all_recs: dict[str, list[dict]], budgets: tuple[int, ...], path: Path) 
     ax.set_ylabel("new relative error")
     ax.legend(fontsize=7)
     ax = axes[1]
-    z = []
-    for recs in all_recs.values():
-        for r in recs:
-            if nb not in r["old"]:
-                continue
-            (lo_, ro), (ln, rn) = r["old"][nb], r["new"][nb]
-            if r["same_mu"] or not (math.isfinite(ro) and math.isfinite(rn)):
-                continue
-            po, pn = math.exp(lo_), math.exp(ln)
-            se = math.hypot(po * ro, pn * rn)
-            if se > 0:
-                z.append((po - pn) / se)
+    z = [v for recs in all_recs.values() for v in _old_new_z([r for r in recs if nb in r["old"]], nb)]
     ax.hist(np.clip(z, -6, 6), bins=40, density=True, alpha=0.7, label=f"old - new, n={len(z)}")
     t = np.linspace(-5, 5, 200)
     ax.plot(t, np.exp(-t * t / 2) / math.sqrt(2 * math.pi), "k-", lw=1, label="N(0,1)")
