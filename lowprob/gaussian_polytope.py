@@ -74,6 +74,7 @@ from lowprob.errors import InputValueError
 from lowprob.gaussian_psi import (
     _LOG_SQRT_2PI,
     OpCount,
+    PolytopeStructure,
     _tally,
     grad_from_bounds,
     jacobian_from_parts,
@@ -147,27 +148,6 @@ _truncnorm_ppf = truncated_normal_ppf  # the historical private name (tests, bas
 # --------------------------------------------------------------------------------------
 # the sequential structure
 # --------------------------------------------------------------------------------------
-@dataclass
-class PolytopeStructure:
-    """Output of the pivoted LQ (:func:`pivoted_lq`): per pivot ``j`` the rows it owns.
-
-    With ``Z = Q^T xi ~ N(0, I_r)`` the event is ``lo[j] <= Z_j + rows[j] @ Z_<j <= hi[j]``
-    for every ``j`` (each owned row scaled so that its coefficient on ``Z_j`` is 1), i.e.
-    ``Z_j in [lt_j, ut_j]`` with the bounds of :func:`pivot_interval`.
-    """
-
-    Q: np.ndarray  # (d, r) orthonormal
-    rows: list[np.ndarray]  # rows[j]: (n_j, j) coefficients on Z_<j
-    lo: list[np.ndarray]  # (n_j,)
-    hi: list[np.ndarray]  # (n_j,)
-    row_index: list[np.ndarray]  # original constraint indices owned by pivot j
-    pivots: np.ndarray  # (r,) original index of each pivot row
-
-    @property
-    def r(self) -> int:
-        return int(self.Q.shape[1])
-
-
 _Structure = PolytopeStructure  # historical private name
 
 

@@ -9,6 +9,8 @@ so that neither imports the other's module at load time:
 * :func:`grad_from_bounds` / :func:`jacobian_from_parts`: the gradient and Jacobian of
   ``psi(x; mu) = sum_j [log(Phi(ut_j - mu_j) - Phi(lt_j - mu_j)) + mu_j^2/2 - x_j mu_j]``
   (Botev 2017, eq. 10) given the pivot bounds and their row gradients;
+* :class:`PolytopeStructure`: the pivoted LQ's output (built by
+  :func:`lowprob.gaussian_polytope.pivoted_lq`);
 * :data:`OpCount`: the optional operation tally the quadrature sketches turn into executed FLOPs.
 
 Reference: Botev (2017), JRSS-B 79(1) 125-148.
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_ndtr, ndtr
 
-__all__ = ["OpCount", "grad_from_bounds", "jacobian_from_parts", "log_normal_interval", "split_tilt_vector"]
+__all__ = ["OpCount", "PolytopeStructure", "grad_from_bounds", "jacobian_from_parts", "log_normal_interval", "split_tilt_vector"]
 
 #: Optional operation tally ``count(kind, n)``: ``n`` operations of ``kind`` were executed, ``kind``
 #: one of ``"arith"`` (scalar add, multiply, compare), ``"elementary"`` (``exp``, ``log``, ``sqrt``),
@@ -78,6 +81,27 @@ def log_normal_interval(a: object, b: object, *, count: OpCount | None = None) -
     if np.any(mid):
         out[mid] = np.log1p(-ndtr(a[mid]) - ndtr(-b[mid]))
     return out
+
+
+@dataclass
+class PolytopeStructure:
+    """Output of the pivoted LQ (:func:`lowprob.gaussian_polytope.pivoted_lq`): per pivot ``j`` the rows it owns.
+
+    With ``Z = Q^T xi ~ N(0, I_r)`` the event is ``lo[j] <= Z_j + rows[j] @ Z_<j <= hi[j]``
+    for every ``j`` (each owned row scaled so that its coefficient on ``Z_j`` is 1), i.e.
+    ``Z_j in [lt_j, ut_j]`` with the bounds of :func:`lowprob.gaussian_polytope.pivot_interval`.
+    """
+
+    Q: np.ndarray  # (d, r) orthonormal
+    rows: list[np.ndarray]  # rows[j]: (n_j, j) coefficients on Z_<j
+    lo: list[np.ndarray]  # (n_j,)
+    hi: list[np.ndarray]  # (n_j,)
+    row_index: list[np.ndarray]  # original constraint indices owned by pivot j
+    pivots: np.ndarray  # (r,) original index of each pivot row
+
+    @property
+    def r(self) -> int:
+        return int(self.Q.shape[1])
 
 
 def split_tilt_vector(r: int, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -49,21 +49,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize
 
 from lowprob.errors import InputValueError
 from lowprob.gaussian_psi import (
+    PolytopeStructure,
     grad_from_bounds,
     jacobian_from_parts,
     log_normal_interval,
     split_tilt_vector,
 )
-
-if TYPE_CHECKING:  # type only: lowprob.gaussian_polytope imports this module in its fallback
-    from lowprob.gaussian_polytope import PolytopeStructure
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
