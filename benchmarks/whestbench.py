@@ -26,6 +26,7 @@ Writes ``benchmarks/results/whestbench_<round>.json`` and ``.png``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -124,36 +125,57 @@ def contest_from_dataset(r, path: Path, n_mlps: int,  # noqa: ANN001 - RoundConf
     return data, truths
 
 
-def score(name: str, data: ContestData, truths: list[dict], r) -> dict:  # noqa: ANN001
+def _reseeded(data: ContestData, repeat: int) -> ContestData:
+    """``data`` with every MLP's grader seed moved by ``7919 * repeat`` (same weights, truth)."""
+    if repeat == 0:
+        return data
+    return dataclasses.replace(data, mlps=[dataclasses.replace(m, seed=int(m.seed) + 7919 * repeat)
+                                           for m in data.mlps])
+
+
+def score(name: str, data: ContestData, truths: list[dict], r, repeats: int = 1) -> dict:  # noqa: ANN001
+    """WhestBench's ``evaluate_estimator`` on ``data``, ``repeats`` times with re-seeded MLPs.
+
+    Per MLP the final MSE, multiplier and residual time are averaged over the repeats (each
+    repeat is an independent run of the estimator on the same weights and truth), so the
+    per-MLP ratio's scatter from the estimator's own randomness shrinks by ``sqrt(repeats)``.
+    """
     est = ESTIMATORS[name](spend_fraction(r))
     t0 = time.time()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rep = evaluate_estimator(est, data)
+    reps = []
+    for k in range(repeats):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reps.append(evaluate_estimator(est, _reseeded(data, k)))
     rows = []
     mc_ref = mc_at_bm(float(np.mean(data.avg_variances)), r)
-    for i, (m, t) in enumerate(zip(rep["per_mlp"], truths, strict=True)):
-        mse = float(m["final_layer_mse"])
-        mult = float(m["adjusted_final_layer_score"]) / mse if mse else 1.0
+    for i, t in enumerate(truths):
+        per = [rep["per_mlp"][i] for rep in reps]
+        mses = [float(m["final_layer_mse"]) for m in per]
+        adjs = [float(m["adjusted_final_layer_score"]) for m in per]
+        mults = [a / m if m else 1.0 for a, m in zip(adjs, mses, strict=True)]
+        mse, mult = float(np.mean(mses)), float(np.mean(mults))
         truth_var = t["avg_variance"] / t["n_samples"]
         mc_i = mc_at_bm(t["avg_variance"], r)
+        debiased = float(np.mean([(m - truth_var) * u for m, u in zip(mses, mults, strict=True)]))
         rows.append({
-            "mlp_seed": 1000 + i, "truth_samples": t["n_samples"], "final_layer_mse": mse,
-            "multiplier": mult, "adjusted": mse * mult,
-            "debiased": (mse - truth_var) * mult, "mc_at_b": mc_i,
-            "ratio_debiased_over_mc": (mse - truth_var) * mult / mc_i,
-            "flops_used": m.get("flops_used"), "residual_wall_time_s": m.get("residual_wall_time_s"),
-            "failed": bool(m.get("budget_exhausted") or m.get("time_exhausted")
-                           or m.get("residual_wall_time_exhausted")
-                           or m.get("combined_budget_exhausted") or m.get("error_code")),
+            "mlp_seed": 1000 + i, "truth_samples": t["n_samples"], "repeats": repeats,
+            "final_layer_mse": mse, "multiplier": mult, "adjusted": float(np.mean(adjs)),
+            "debiased": debiased, "mc_at_b": mc_i, "ratio_debiased_over_mc": debiased / mc_i,
+            "flops_used": float(np.mean([m.get("flops_used") or 0 for m in per])),
+            "residual_wall_time_s": max((m.get("residual_wall_time_s") or 0) for m in per),
+            "failed": any(bool(m.get("budget_exhausted") or m.get("time_exhausted")
+                               or m.get("residual_wall_time_exhausted")
+                               or m.get("combined_budget_exhausted") or m.get("error_code"))
+                          for m in per),
         })
     adj = float(np.mean([x["adjusted"] for x in rows]))
     deb = float(np.mean([x["debiased"] for x in rows]))
+    wb = float(np.mean([rep.get("adjusted_final_layer_score", adj) for rep in reps]))
     return {"estimator": name, "budget_fraction": getattr(est, "budget_fraction", None),
-            "whestbench_adjusted_score": float(
-        rep.get("adjusted_final_layer_score", adj)), "adjusted_mean": adj, "debiased": deb,
-        "mc_at_b": mc_ref, "ratio_debiased_over_mc": deb / mc_ref,
-        "n_failed": sum(x["failed"] for x in rows), "seconds": time.time() - t0, "per_mlp": rows}
+            "repeats": repeats, "whestbench_adjusted_score": wb, "adjusted_mean": adj,
+            "debiased": deb, "mc_at_b": mc_ref, "ratio_debiased_over_mc": deb / mc_ref,
+            "n_failed": sum(x["failed"] for x in rows), "seconds": time.time() - t0, "per_mlp": rows}
 
 
 def plot(result: dict, path: Path) -> None:
@@ -184,8 +206,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dataset", type=Path, default=None,
                     help="a WhestBench-baked dataset instead of whest_truth.py's truth")
     ap.add_argument("--split", default="public", help="dataset split (default public)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="independent estimator runs per MLP (re-seeded), averaged per MLP")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
+    if a.repeats < 1:
+        raise SystemExit(f"--repeats must be >= 1, got {a.repeats}.")
     r = round_config(a.round)
     if a.dataset is not None:
         data, truths = contest_from_dataset(r, a.dataset, a.n_mlps, a.split)
@@ -195,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
               "lambda_flops_per_second": r.lambda_flops_per_second,
               "residual_wall_time_limit_s": r.residual_wall_time_limit_s,
               "wall_time_limit_s": r.wall_time_limit_s, "n_mlps": len(truths),
-              "truth_samples": [t["n_samples"] for t in truths],
+              "truth_samples": [t["n_samples"] for t in truths], "repeats": a.repeats,
               "machine": "2 shared CPU cores, loaded by parallel jobs", "estimators": []}
     print(f"{r.tag}: {r.width}x{r.depth}, B={r.flop_budget:.3g}, lambda={r.lambda_flops_per_second}, "
           f"residual gate={r.residual_wall_time_limit_s}, {len(truths)} MLPs, truth "
@@ -203,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'estimator':<15}{'WB adjusted':>13}{'debiased':>12}{'MC@B':>12}{'ratio':>8}"
           f"{'fails':>7}{'max resid s':>13}")
     for name in a.estimators:
-        res = score(name, data, truths, r)
+        res = score(name, data, truths, r, a.repeats)
         result["estimators"].append(res)
         resid = max((x["residual_wall_time_s"] or 0) for x in res["per_mlp"])
         print(f"{name:<15}{res['whestbench_adjusted_score']:>13.3e}{res['debiased']:>12.3e}"

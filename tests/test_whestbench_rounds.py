@@ -50,3 +50,30 @@ def test_dataset_of_the_wrong_shape_is_refused(bench, tmp_path):
                           output_path=tmp_path / "tiny")
     with pytest.raises(SystemExit, match=r"8x2.*v1-warmup.*256x8"):
         bench.contest_from_dataset(bench.round_config("warmup"), path, 1)
+
+
+def test_repeats_reseed_the_estimator_not_the_weights(bench):
+    """Repeat k moves every MLP's grader seed by 7919 k; weights and truth are untouched, and
+    the design estimator (seeded off ``mlp.seed``) then gives a different, independent run."""
+    import flopscope.numpy as fnp
+    import numpy as np
+    from whestbench.scoring import ContestData
+
+    from lowprob.integrations.whestbench import DesignEstimator
+    from lowprob.toy_models.random_mlp import RandomMLP
+
+    mlps = [RandomMLP.whestbench(8, 2, seed=s).to_whestbench(seed=s) for s in (3, 4)]
+    spec = bench.contest_spec(bench.round_config("warmup"), 2, 100)
+    targets = [fnp.zeros((2, 8), dtype=fnp.float32) for _ in mlps]
+    data = ContestData(spec=spec, mlps=mlps, all_layer_targets=targets,
+                       final_targets=[t[-1] for t in targets], avg_variances=[1.0, 1.0])
+    assert bench._reseeded(data, 0) is data
+    moved = bench._reseeded(data, 2)
+    assert [m.seed for m in moved.mlps] == [3 + 2 * 7919, 4 + 2 * 7919]
+    for a, b in zip(data.mlps, moved.mlps, strict=True):
+        assert all(np.array_equal(np.asarray(x), np.asarray(y))
+                   for x, y in zip(a.weights, b.weights, strict=True))
+    est = DesignEstimator(shrink=False)
+    p0 = np.asarray(est.predict(data.mlps[0], 10**7))
+    p2 = np.asarray(est.predict(moved.mlps[0], 10**7))
+    assert p0.shape == p2.shape == (2, 8) and not np.array_equal(p0, p2)
