@@ -190,11 +190,13 @@ def split_levels(n: int, widths: list[int], budget: float, v0: float, v1: float,
     return _from_pairs(P0, n), _from_pairs(P1, n)
 
 
-def _sphere_pairs(rng: Any, n: int, pairs: int, xp: Any, dtype: Any) -> Any:
-    """``2 pairs`` points ``+-r g/|g|``, ``g ~ N(0, I_n)``, ``r = E chi_n``: ``(2 pairs, n)``."""
+def _sphere_first(rng: Any, w1: Any, pairs: int, xp: Any, dtype: Any) -> Any:
+    """First-layer pre-activations ``(2 pairs, n)`` of the points ``+-r g/|g|`` (``g ~ N(0,
+    I_n)``, ``r = E chi_n``): one matmul per pair, ``(-x) W_1 = -(x W_1)``."""
+    n = w1.shape[0]
     g = rng.standard_normal((pairs, n), dtype=dtype)
-    u = g * (chi_mean(n) / xp.sqrt(xp.sum(g * g, axis=1)))[:, None]
-    return xp.concatenate([u, -u], axis=0)
+    H = (g * (chi_mean(n) / xp.sqrt(xp.sum(g * g, axis=1)))[:, None]) @ w1
+    return xp.concatenate([H, -H], axis=0)
 
 
 def _sums(X: Any, weights: list[Any], act: Activation, backend: ArrayBackend,
@@ -213,10 +215,10 @@ def pilot_alive(weights: list[Any], act: Activation, backend: ArrayBackend, rng:
     """Alive sets ``A_l``: neurons with ``h_l > 0`` at some of ``2 pairs`` pilot points
     (``+-r g/|g|``); a layer with none keeps its neuron ``0``."""
     xp = backend.xp
-    X = _sphere_pairs(rng, weights[0].shape[0], pairs, xp, dtype)
+    X = None
     alive = []
     for w in weights:
-        X = act.forward(X @ w, backend)
+        X = act.forward(_sphere_first(rng, w, pairs, xp, dtype) if X is None else X @ w, backend)
         on = (xp.max(X, axis=0) > 0).tolist()
         idx = tuple(i for i, b in enumerate(on) if b)
         alive.append(idx if idx else (0,))
@@ -252,7 +254,7 @@ def _pilot_variances(weights: list[Any], subs: list[Any], alive: tuple[tuple[int
     """Per-pair final-layer variances ``(tr Var f_A, tr Var (f - f_A), tr Var f)`` (pilot B)."""
     xp = backend.xp
     n = weights[0].shape[0]
-    X1 = act.forward(_sphere_pairs(rng, n, pairs, xp, dtype) @ weights[0], backend)
+    X1 = act.forward(_sphere_first(rng, weights[0], pairs, xp, dtype), backend)
     _, XL = _sums(X1, weights, act, backend, acc_dtype)
     _, XA = _sums(X1[:, xp.asarray(alive[0])], subs, act, backend, acc_dtype)
     f = xp.asarray(xp.sum(XL.reshape(2, pairs, n), axis=0), dtype=acc_dtype) * 0.5
@@ -312,20 +314,21 @@ def pruned_design_means(
     """``(means (L, n), info)`` of the two-level pruned design estimator (module docstring).
 
     ``act`` must be ReLU (dead neurons are exactly zero; radius exact). ``info`` holds the
-    alive counts per layer, the pilot variances, the level plans ``(designs, extra pairs)``
+    alive counts per layer, the dead neurons per layer, the pilot variances ``(V_0, V_1, V)``, the level plans ``(designs, extra pairs)``
     and ``"mode"``: ``"two-level"`` or ``"plain"`` (fallback). The planned bill is
     ``info["flops"]`` (an upper bound on flopscope's count, checked in tests).
     """
     xp = backend.xp
     n = weights[0].shape[0]
     L = len(weights)
-    info: dict[str, Any] = {"mode": "plain", "alive": None, "variances": None,
+    info: dict[str, Any] = {"mode": "plain", "alive": None, "dead": None, "variances": None,
                             "level0": None, "level1": None}
     spent = 0
     if plan.pilot_a:
         alive = pilot_alive(weights, act, backend, rng, plan.pilot_a, dtype=dtype)
         widths = [len(a) for a in alive]
         info["alive"] = widths
+        info["dead"] = tuple(tuple(sorted(set(range(n)) - set(a))) for a in alive)
         spent = pilot_flops(n, L, plan.pilot_a, 0)
         saving = 1.0 - pruned_pairs_flops(n, widths, 1) / pruned_pairs_flops(n, [n] * L, 1)
         if saving >= plan.min_saving:
