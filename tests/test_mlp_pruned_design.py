@@ -35,8 +35,15 @@ def _truth(mlp, n_samples, seed):
 def _runs(weights, plan, seeds):
     out, infos = [], []
     for s in seeds:
-        m, info = pruned_design_means(weights, RELU, NUMPY, np.random.default_rng(s), plan,
-                                      dtype=np.float64, acc_dtype=np.float64)
+        m, info = pruned_design_means(
+            weights,
+            RELU,
+            NUMPY,
+            np.random.default_rng(s),
+            plan,
+            dtype=np.float64,
+            acc_dtype=np.float64,
+        )
         out.append(m)
         infos.append(info)
     return np.stack(out), infos
@@ -107,8 +114,11 @@ def test_pruned_numpy_float32_equals_flopscope_and_plan_bounds_the_bill():
 
     from lowprob.integrations.whestbench import DesignEstimator
 
-    for width, depth, seed, budget in ((16, 10, 3, 10**8), (12, 12, 1000, 4 * 10**7),
-                                       (32, 2, 1, 10**9)):
+    for width, depth, seed, budget in (
+        (16, 10, 3, 10**8),
+        (12, 12, 1000, 4 * 10**7),
+        (32, 2, 1, 10**9),
+    ):
         mlp = RandomMLP.whestbench(width, depth, seed=seed)
         wb = mlp.to_whestbench(seed=17)
         est = DesignEstimator(prune=True)
@@ -121,7 +131,8 @@ def test_pruned_numpy_float32_equals_flopscope_and_plan_bounds_the_bill():
         assert counted <= planned <= 1.1 * counted, (width, depth, counted, planned)
         assert planned <= 0.1 * budget
         mine = DesignMonteCarloMLP(dtype=np.float32, prune=True).estimate_means(
-            mlp, int(0.1 * budget) - 64 * width, seed=17)
+            mlp, int(0.1 * budget) - 64 * width, seed=17
+        )
         assert mine.diagnostics["mode"] == est.last_info["mode"]
         np.testing.assert_allclose(mine.means, out, rtol=1e-6, atol=1e-7)
     assert est.last_info["mode"] == "plain"  # 32 x 2: nothing to prune

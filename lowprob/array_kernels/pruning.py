@@ -56,8 +56,16 @@ from lowprob.array_kernels.designs import (
     rotated_cross_polytope_means,
 )
 
-__all__ = ["PrunedPlan", "levels_flops", "pilot_alive", "pilot_flops", "plan_pruned",
-           "pruned_design_means", "pruned_pairs_flops", "split_levels"]
+__all__ = [
+    "PrunedPlan",
+    "levels_flops",
+    "pilot_alive",
+    "pilot_flops",
+    "plan_pruned",
+    "pruned_design_means",
+    "pruned_pairs_flops",
+    "split_levels",
+]
 
 
 @dataclass(frozen=True)
@@ -108,21 +116,35 @@ def pruned_pairs_flops(n: int, widths: list[int], pairs: int, *, full: bool = Fa
 
 def _sphere_pairs_flops(n: int, pairs: int) -> int:
     # Gaussian draw (16), squares and sum (2), sqrt and divide, radius scaling, concatenation
-    return pairs * n * 16 + 2 * pairs * n + pairs * (TRANSCENDENTAL_FLOPS + 1) + 3 * pairs * n \
+    return (
+        pairs * n * 16
         + 2 * pairs * n
+        + pairs * (TRANSCENDENTAL_FLOPS + 1)
+        + 3 * pairs * n
+        + 2 * pairs * n
+    )
 
 
-def pilot_flops(n: int, depth: int, pairs_a: int, pairs_b: int, widths: list[int] | None = None) -> int:
+def pilot_flops(
+    n: int, depth: int, pairs_a: int, pairs_b: int, widths: list[int] | None = None
+) -> int:
     """Planned FLOPs of pilot A (``pairs_a`` full-net pairs) and pilot B (``pairs_b`` pairs
     through both nets, variances); ``widths`` defaults to the full net (an upper bound)."""
     ws = [n] * depth if widths is None else widths
-    a = _sphere_pairs_flops(n, pairs_a) + pruned_pairs_flops(n, [n] * depth, pairs_a) \
-        + depth * (2 * pairs_a * n + 2 * n)  # column max and comparison
+    a = (
+        _sphere_pairs_flops(n, pairs_a)
+        + pruned_pairs_flops(n, [n] * depth, pairs_a)
+        + depth * (2 * pairs_a * n + 2 * n)
+    )  # column max and comparison
     gather = 4 * sum(n * w for w in ws) + 8 * n * depth
     if not pairs_b:
         return a
-    b = _sphere_pairs_flops(n, pairs_b) + pruned_pairs_flops(n, ws, pairs_b, full=True) \
-        + 12 * pairs_b * n + 40 * n  # pair means, difference, three variances
+    b = (
+        _sphere_pairs_flops(n, pairs_b)
+        + pruned_pairs_flops(n, ws, pairs_b, full=True)
+        + 12 * pairs_b * n
+        + 40 * n
+    )  # pair means, difference, three variances
     return a + gather + b
 
 
@@ -140,8 +162,9 @@ def levels_flops(n: int, widths: list[int], plan0: tuple[int, int], plan1: tuple
     return total + len(widths) * 24 * n
 
 
-def plan_pruned(width: int, depth: int, budget: float, *, pilot_share: float = 0.02,
-                min_pairs: int = 4) -> PrunedPlan | None:
+def plan_pruned(
+    width: int, depth: int, budget: float, *, pilot_share: float = 0.02, min_pairs: int = 4
+) -> PrunedPlan | None:
     """Pilot sizes for ``budget`` FLOPs: ``pilot_share`` of it for each pilot (at least
     ``min_pairs``, at most ``width`` pairs each). ``PrunedPlan(0, 0, budget)`` when the
     pilots and a minimal two-level run do not fit but a plain design does; ``None`` when not
@@ -150,8 +173,9 @@ def plan_pruned(width: int, depth: int, budget: float, *, pilot_share: float = 0
         return None
     per = pruned_pairs_flops(width, [width] * depth, 1)
     p = max(min_pairs, min(width, int(pilot_share * budget // per)))
-    need = pilot_flops(width, depth, p, p) + levels_flops(width, [width] * depth,
-                                                          (0, min_pairs), (0, min_pairs))
+    need = pilot_flops(width, depth, p, p) + levels_flops(
+        width, [width] * depth, (0, min_pairs), (0, min_pairs)
+    )
     if need > budget:
         return PrunedPlan(0, 0, float(budget), min_pairs)
     return PrunedPlan(p, p, float(budget), min_pairs)
@@ -165,8 +189,9 @@ def _from_pairs(P: int, n: int) -> tuple[int, int]:
     return P // n, P % n
 
 
-def split_levels(n: int, widths: list[int], budget: float, v0: float, v1: float, v: float,
-                 min_pairs: int = 4) -> tuple[tuple[int, int], tuple[int, int]] | None:
+def split_levels(
+    n: int, widths: list[int], budget: float, v0: float, v1: float, v: float, min_pairs: int = 4
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """MLMC split of ``budget`` FLOPs: ``((D_0, k_0), (D_1, k_1))`` designs and extra pairs of
     level 0 and level 1, or ``None`` when the plain design's predicted variance ``v C`` is
     not above the two-level ``(sqrt(v_0 C_0) + sqrt(v_1 C_1))^2``.
@@ -199,8 +224,9 @@ def _sphere_first(rng: Any, w1: Any, pairs: int, xp: Any, dtype: Any) -> Any:
     return xp.concatenate([H, -H], axis=0)
 
 
-def _sums(X: Any, weights: list[Any], act: Activation, backend: ArrayBackend,
-          acc_dtype: Any) -> tuple[list[Any], Any]:
+def _sums(
+    X: Any, weights: list[Any], act: Activation, backend: ArrayBackend, acc_dtype: Any
+) -> tuple[list[Any], Any]:
     """Per-layer column sums of the post-activations from ``X = x_1`` on; returns the last ``x_L``."""
     xp = backend.xp
     sums = [xp.asarray(xp.sum(X, axis=0), dtype=acc_dtype)]
@@ -210,8 +236,9 @@ def _sums(X: Any, weights: list[Any], act: Activation, backend: ArrayBackend,
     return sums, X
 
 
-def pilot_alive(weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any,
-                pairs: int, *, dtype: Any) -> tuple[tuple[int, ...], ...]:
+def pilot_alive(
+    weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, pairs: int, *, dtype: Any
+) -> tuple[tuple[int, ...], ...]:
     """Alive sets ``A_l``: neurons with ``h_l > 0`` at some of ``2 pairs`` pilot points
     (``+-r g/|g|``); a layer with none keeps its neuron ``0``."""
     xp = backend.xp
@@ -248,9 +275,18 @@ def _scatter(v: Any, alive: tuple[int, ...], n: int, xp: Any) -> Any:
     return xp.concatenate([v, z], axis=-1)[..., xp.asarray(_positions(alive, n))]
 
 
-def _pilot_variances(weights: list[Any], subs: list[Any], alive: tuple[tuple[int, ...], ...],
-                     act: Activation, backend: ArrayBackend, rng: Any, pairs: int, *, dtype: Any,
-                     acc_dtype: Any) -> tuple[float, float, float]:
+def _pilot_variances(
+    weights: list[Any],
+    subs: list[Any],
+    alive: tuple[tuple[int, ...], ...],
+    act: Activation,
+    backend: ArrayBackend,
+    rng: Any,
+    pairs: int,
+    *,
+    dtype: Any,
+    acc_dtype: Any,
+) -> tuple[float, float, float]:
     """Per-pair final-layer variances ``(tr Var f_A, tr Var (f - f_A), tr Var f)`` (pilot B)."""
     xp = backend.xp
     n = weights[0].shape[0]
@@ -267,10 +303,20 @@ def _pilot_variances(weights: list[Any], subs: list[Any], alive: tuple[tuple[int
     return v0, v1, v
 
 
-def _level_sums(weights: list[Any], subs: list[Any], alive: tuple[tuple[int, ...], ...],
-                act: Activation, backend: ArrayBackend, rng: Any, plan: tuple[int, int],
-                full: bool, *, dtype: Any, acc_dtype: Any,
-                max_rows: int) -> tuple[list[Any] | None, list[Any], int]:
+def _level_sums(
+    weights: list[Any],
+    subs: list[Any],
+    alive: tuple[tuple[int, ...], ...],
+    act: Activation,
+    backend: ArrayBackend,
+    rng: Any,
+    plan: tuple[int, int],
+    full: bool,
+    *,
+    dtype: Any,
+    acc_dtype: Any,
+    max_rows: int,
+) -> tuple[list[Any] | None, list[Any], int]:
     """Column sums over one level's rotated cross-polytopes ``(D, k)``: ``(full-net sums or
     None, pruned-net sums, points)``. Designs ``Q_a Q_b`` from a Haar pool
     (:func:`~lowprob.array_kernels.designs.design_pairs`); first layer ``r Q_b^T (Q_a^T W_1)``."""
@@ -295,8 +341,8 @@ def _level_sums(weights: list[Any], subs: list[Any], alive: tuple[tuple[int, ...
     idx1 = xp.asarray(alive[0])
     radius = chi_mean(n)
     for j, kk, pairs in batches:
-        QbT = PT[ib[j:j + kk]][:, :pairs, :] if n_total > 1 else PT[:, :pairs, :]
-        H1 = xp.matmul(QbT, M[ia[j:j + kk]]).reshape(kk * pairs, M.shape[2]) * radius
+        QbT = PT[ib[j : j + kk]][:, :pairs, :] if n_total > 1 else PT[:, :pairs, :]
+        H1 = xp.matmul(QbT, M[ia[j : j + kk]]).reshape(kk * pairs, M.shape[2]) * radius
         X1 = act.forward(xp.concatenate([H1, -H1], axis=0), backend)
         if full:
             sf, _ = _sums(X1, weights, act, backend, acc_dtype)
@@ -308,8 +354,15 @@ def _level_sums(weights: list[Any], subs: list[Any], alive: tuple[tuple[int, ...
 
 
 def pruned_design_means(
-    weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, plan: PrunedPlan,
-    *, dtype: Any, acc_dtype: Any, max_rows: int = 16384,
+    weights: list[Any],
+    act: Activation,
+    backend: ArrayBackend,
+    rng: Any,
+    plan: PrunedPlan,
+    *,
+    dtype: Any,
+    acc_dtype: Any,
+    max_rows: int = 16384,
 ) -> tuple[Any, dict[str, Any]]:
     """``(means (L, n), info)`` of the two-level pruned design estimator (module docstring).
 
@@ -321,8 +374,14 @@ def pruned_design_means(
     xp = backend.xp
     n = weights[0].shape[0]
     L = len(weights)
-    info: dict[str, Any] = {"mode": "plain", "alive": None, "dead": None, "variances": None,
-                            "level0": None, "level1": None}
+    info: dict[str, Any] = {
+        "mode": "plain",
+        "alive": None,
+        "dead": None,
+        "variances": None,
+        "level0": None,
+        "level1": None,
+    }
     spent = 0
     if plan.pilot_a:
         alive = pilot_alive(weights, act, backend, rng, plan.pilot_a, dtype=dtype)
@@ -333,27 +392,66 @@ def pruned_design_means(
         saving = 1.0 - pruned_pairs_flops(n, widths, 1) / pruned_pairs_flops(n, [n] * L, 1)
         if saving >= plan.min_saving:
             subs = _sub_blocks(weights, alive, xp)
-            v0, v1, v = _pilot_variances(weights, subs, alive, act, backend, rng, plan.pilot_b,
-                                         dtype=dtype, acc_dtype=acc_dtype)
+            v0, v1, v = _pilot_variances(
+                weights,
+                subs,
+                alive,
+                act,
+                backend,
+                rng,
+                plan.pilot_b,
+                dtype=dtype,
+                acc_dtype=acc_dtype,
+            )
             info["variances"] = (v0, v1, v)
             spent = pilot_flops(n, L, plan.pilot_a, plan.pilot_b, widths)
             split = split_levels(n, widths, plan.budget - spent, v0, v1, v, plan.min_pairs)
             if split is not None:
                 (p0, p1) = split
-                _, sa0, N0 = _level_sums(weights, subs, alive, act, backend, rng, p0, False,
-                                         dtype=dtype, acc_dtype=acc_dtype, max_rows=max_rows)
-                sf1, sa1, N1 = _level_sums(weights, subs, alive, act, backend, rng, p1, True,
-                                           dtype=dtype, acc_dtype=acc_dtype, max_rows=max_rows)
-                rows = [_scatter(a0 / float(N0) - a1 / float(N1), al, n, xp) + f1 / float(N1)
-                        for a0, a1, f1, al in zip(sa0, sa1, sf1, alive, strict=True)]
-                info.update(mode="two-level", level0=p0, level1=p1,
-                            flops=spent + levels_flops(n, widths, p0, p1))
+                _, sa0, N0 = _level_sums(
+                    weights,
+                    subs,
+                    alive,
+                    act,
+                    backend,
+                    rng,
+                    p0,
+                    False,
+                    dtype=dtype,
+                    acc_dtype=acc_dtype,
+                    max_rows=max_rows,
+                )
+                sf1, sa1, N1 = _level_sums(
+                    weights,
+                    subs,
+                    alive,
+                    act,
+                    backend,
+                    rng,
+                    p1,
+                    True,
+                    dtype=dtype,
+                    acc_dtype=acc_dtype,
+                    max_rows=max_rows,
+                )
+                rows = [
+                    _scatter(a0 / float(N0) - a1 / float(N1), al, n, xp) + f1 / float(N1)
+                    for a0, a1, f1, al in zip(sa0, sa1, sf1, alive, strict=True)
+                ]
+                info.update(
+                    mode="two-level",
+                    level0=p0,
+                    level1=p1,
+                    flops=spent + levels_flops(n, widths, p0, p1),
+                )
                 return xp.stack(rows, axis=0), info
     dplan = plan_designs(n, L, plan.budget - spent, act)
     if dplan is None:
-        raise ValueError("budget left after the pilot covers no design pair; plan_pruned "
-                         "guarantees it does")
-    means, _ = rotated_cross_polytope_means(weights, act, backend, rng, dplan, dtype=dtype,
-                                            acc_dtype=acc_dtype, max_rows=max_rows)
+        raise ValueError(
+            "budget left after the pilot covers no design pair; plan_pruned guarantees it does"
+        )
+    means, _ = rotated_cross_polytope_means(
+        weights, act, backend, rng, dplan, dtype=dtype, acc_dtype=acc_dtype, max_rows=max_rows
+    )
     info.update(level0=(dplan.n_designs, dplan.extra_pairs), flops=spent + dplan.flops)
     return means, info
