@@ -1,19 +1,28 @@
 """Dead-neuron pruning as a two-level (multilevel Monte Carlo) design estimator, on any backend.
 
 For a bias-free ReLU net ``f`` (per-layer post-activations ``x_l``) and alive sets
-``A_l`` (``A_0`` = all inputs), the **pruned net** ``f_A`` keeps only the alive neurons:
-layer ``l`` multiplies by the sub-block ``W_l[A_{l-1}, A_l]`` (gathered once) and the dead
-neurons are exactly ``0``. ``f_A`` is again a bias-free ReLU net, so positively homogeneous.
-Whatever ``A`` is,
+``A_l`` (``A_0`` = all inputs, ``D_l`` the rest), the **pruned net** ``f_A`` keeps only the
+alive neurons: layer ``l`` multiplies by the sub-block ``W_l[A_{l-1}, A_l]`` (gathered once)
+and the dead neurons are exactly ``0``. ``f_A`` is again a bias-free ReLU net, so positively
+homogeneous. Whatever ``A`` is,
 
     E[x_l] = E[x_l^A] + E[x_l - x_l^A]                                        (telescoping)
 
 and both terms are estimated without bias by randomly rotated cross-polytopes
 (:mod:`lowprob.array_kernels.designs`, exact radius for ReLU): **level 0** runs the pruned
-net alone on ``N_0`` points, **level 1** runs the full and the pruned net on the *same*
-``N_1`` points (independent of level 0's) and averages the difference. This is the
-multilevel Monte Carlo identity (Giles 2008, 2015) with two levels; the alive sets only
-change the variance and the cost, never the mean.
+net alone on ``N_0`` points, **level 1** runs the full net on ``N_1`` points of its own and
+averages the difference ``x_l - x_l^A``. This is the multilevel Monte Carlo identity (Giles
+2008, 2015) with two levels; the alive sets only change the variance and the cost, never
+the mean.
+
+**Level 1 costs about one full forward.** By induction on ``l``: while no dead neuron has
+fired (``h_k[D_k] <= 0`` for ``k <= l``), the full net is zero on the dead neurons, so
+``x_l = x_l^A`` on ``A_l`` and the difference is ``0``. A point *diverges* at the first layer
+``l`` where some dead neuron fires; from there its pruned trajectory starts from
+``x_l^A = x_l[A_l]`` (same inputs up to ``l - 1``) and runs through the sub-blocks. So level 1
+runs the full net on all points, checks the dead columns, and runs the pruned net only on
+the diverged points from their divergence layer on; its bill is counted from the observed
+divergences.
 
 The alive sets come from a **pilot A** independent of the main points: ``p_A`` antithetic
 pairs ``+-r g/|g|`` (``g ~ N(0, I_n)``, cheaper than a Haar rotation) through the full
@@ -21,19 +30,21 @@ net; a neuron is dead when ``h_l <= 0`` at every pilot point (at least one neuro
 layer is kept). If pruning would save less than ``min_saving`` of the forward FLOPs the
 estimator falls back to the plain design on what is left (the decision depends on pilot A
 only, so the plain design stays unbiased). Otherwise a **pilot B** (``p_B`` fresh pairs,
-full and pruned) measures the per-pair variances ``V_0 = tr Var(f_A^L)``, ``V_1 = tr
-Var(f^L - f_A^L)`` and ``V = tr Var(f^L)`` of the final layer (the scored one), and the
-remaining budget ``R`` is split by the MLMC rule ``N_l ∝ sqrt(V_l / C_l)`` (``C_l`` the
-counted per-pair costs), giving variance ``(sqrt(V_0 C_0) + sqrt(V_1 C_1))^2 / R`` against
-``V C / R`` for the plain design; the better one runs. Level 1 always gets at least
-``min_pairs`` pairs, so an unlucky pilot (a rarely-active neuron never seen) costs variance,
-not bias. The variances are per antithetic pair: the design's degree-3 exactness is not
-credited to either level (a documented approximation of the split, not of the estimate).
-Pilot points are never reused in the estimate.
+level-1 style) measures the per-pair variances ``V_0 = tr Var(f_A^L)``, ``V_1 = tr
+Var(f^L - f_A^L)``, ``V = tr Var(f^L)`` of the final layer (the scored one) and level 1's
+per-pair cost ``C_1``; the remaining budget ``R`` is split by the MLMC rule ``N_l ∝
+sqrt(V_l / C_l)``. The design's variance gain on smooth integrands (``g = design_gain``,
+measured 0.35-0.56 on these nets) is credited to level 0 and to the plain design, not to the
+rare-event correction: two-level variance ``(sqrt(g V_0 C_0) + sqrt(V_1 C_1))^2 / R``
+against ``g V C / R`` for the plain design; the better one runs (fresh points either way).
+Level 1 runs first with at least ``min_pairs`` pairs (so an unlucky pilot costs variance,
+not bias) and level 0 gets what its observed bill leaves; level 0's points are independent
+of level 1's, so the data-dependent ``N_0`` keeps it unbiased. Pilot points are never
+reused in the estimate.
 
-FLOP planning (:func:`pruned_pairs_flops`, :func:`levels_flops`, :func:`pilot_flops`) uses
-flopscope's prices (float32 matmul ``m (2k-1) p``, Gaussian draw 16, gathers 4 per element)
-with margins; tests check planned ``>=`` counted and within 10 %.
+FLOP planning (:func:`pruned_pairs_flops`, :func:`divergence_flops`, ...) uses flopscope's
+prices (float32 matmul ``m (2k-1) p``, Gaussian draw 16, gathers 4 per element) with
+margins; tests check planned ``>=`` counted and within 10 %.
 
 Standard library only (bundled into the WhestBench export); ``backend.xp`` is numpy or
 ``flopscope.numpy``; ``rng`` a numpy-like ``Generator`` of the backend.
@@ -58,26 +69,27 @@ from lowprob.array_kernels.designs import (
 
 __all__ = [
     "PrunedPlan",
-    "levels_flops",
+    "divergence_flops",
     "pilot_alive",
-    "pilot_flops",
     "plan_pruned",
     "pruned_design_means",
     "pruned_pairs_flops",
-    "split_levels",
 ]
+
+Alive = tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)
 class PrunedPlan:
-    """Budget of the pruned two-level estimator before the pilot has run.
+    """Budget of the pruned two-level estimator before the pilots have run.
 
     Attributes:
         pilot_a: pairs of pilot A (alive sets), ``0`` = no pruning (plain design only).
-        pilot_b: pairs of pilot B (level variances).
-        budget: the whole budget the plan must fit (pilots included).
+        pilot_b: pairs of pilot B (level variances and level-1 cost).
+        budget: the whole budget the run must fit (pilots included).
         min_pairs: least level-1 pairs.
         min_saving: least relative forward saving for pruning to be tried.
+        design_gain: the design's variance factor on smooth integrands (module docstring).
     """
 
     pilot_a: int
@@ -85,134 +97,132 @@ class PrunedPlan:
     budget: float
     min_pairs: int = 4
     min_saving: float = 0.03
+    design_gain: float = 0.5
 
 
-def _widths(n: int, alive: tuple[tuple[int, ...], ...] | None, depth: int) -> list[int]:
-    return [n] * depth if alive is None else [len(a) for a in alive]
+def pruned_pairs_flops(n: int, widths: list[int], pairs: int, *, sums: bool = True) -> int:
+    """Planned FLOPs of ``pairs`` antithetic pairs of design points through a net of alive
+    widths ``|A_1|, ..., |A_L|`` (``[n] * L``: the full net) from ``Q_b^T (Q_a^T W_1[:, A_1])``.
 
-
-def pruned_pairs_flops(n: int, widths: list[int], pairs: int, *, full: bool = False) -> int:
-    """Planned forward FLOPs of ``pairs`` antithetic pairs through a (pruned) net.
-
-    ``widths`` are the alive counts ``|A_1|, ..., |A_L|`` (``[n] * L``: the full net). With
-    ``full`` the pairs go through the full net too and the pruned net starts from the
-    gathered ``x_1[:, A_1]`` (level 1). ReLU, float32 forward, float64 sums.
+    ``sums``: per-layer column sums in float64 (level 0); without, the bare forward (level 1).
     """
     rows = 2 * pairs
-
-    def one(ws: list[int]) -> int:
-        c = 0
-        for l, w in enumerate(ws):
-            if l:
-                c += rows * (2 * ws[l - 1] - 1) * w  # matmul
-            c += 3 * rows * w + 12 * w  # relu, column sum, cast and accumulate
-        return c
-
-    first = pairs * (2 * n - 1) * (n if full else widths[0]) + 3 * rows * (n if full else widths[0])
-    if not full:
-        return first + one(widths) + 16 * n
-    return first + one([n] * len(widths)) + one(widths) + 5 * rows * widths[0] + 16 * n
+    c = pairs * (2 * n - 1) * widths[0] + 3 * rows * widths[0] + 16 * n  # matmul, scale, concat
+    for l, w in enumerate(widths):
+        if l:
+            c += rows * (2 * widths[l - 1] - 1) * w
+        c += rows * w + ((2 * rows * w + 12 * w) if sums else 0)
+    return c
 
 
-def _sphere_pairs_flops(n: int, pairs: int) -> int:
-    # Gaussian draw (16), squares and sum (2), sqrt and divide, radius scaling, concatenation
+def divergence_flops(n: int, widths: list[int], rows: int, counts: list[int]) -> int:
+    """Planned FLOPs of level 1's dead-neuron checks and pruned trajectories for one batch of
+    ``rows`` points, ``counts[l]`` of them diverged by layer ``l`` (observed)."""
+    c = 0
+    prev = 0
+    for l, w in enumerate(widths):
+        dead = n - w
+        if dead:
+            c += 5 * rows * dead + rows + 8
+        if l and prev:
+            c += prev * (2 * widths[l - 1] - 1) * w + 2 * prev * w
+        new = counts[l] - prev
+        if new:
+            c += 4 * new * (n + w) + counts[l] * w + 8
+        if counts[l]:
+            c += 5 * counts[l] * n + 2 * counts[l] * w + 40 * n
+        prev = counts[l]
+    return c
+
+
+def _sphere_flops(n: int, pairs: int) -> int:
+    # Gaussian draw (16), squares and sum, sqrt and divide, radius scaling, first matmul, concat
     return (
-        pairs * n * 16
-        + 2 * pairs * n
+        pairs * n * 23
         + pairs * (TRANSCENDENTAL_FLOPS + 1)
-        + 3 * pairs * n
+        + pairs * (2 * n - 1) * n
         + 2 * pairs * n
     )
 
 
-def pilot_flops(
-    n: int, depth: int, pairs_a: int, pairs_b: int, widths: list[int] | None = None
-) -> int:
-    """Planned FLOPs of pilot A (``pairs_a`` full-net pairs) and pilot B (``pairs_b`` pairs
-    through both nets, variances); ``widths`` defaults to the full net (an upper bound)."""
-    ws = [n] * depth if widths is None else widths
-    a = (
-        _sphere_pairs_flops(n, pairs_a)
-        + pruned_pairs_flops(n, [n] * depth, pairs_a)
-        + depth * (2 * pairs_a * n + 2 * n)
-    )  # column max and comparison
-    gather = 4 * sum(n * w for w in ws) + 8 * n * depth
-    if not pairs_b:
-        return a
-    b = (
-        _sphere_pairs_flops(n, pairs_b)
-        + pruned_pairs_flops(n, ws, pairs_b, full=True)
-        + 12 * pairs_b * n
-        + 40 * n
-    )  # pair means, difference, three variances
-    return a + gather + b
+def _pilot_a_flops(n: int, depth: int, pairs: int) -> int:
+    rows = 2 * pairs
+    return (
+        _sphere_flops(n, pairs)
+        + depth * (rows * n + 2 * rows * n + 8)
+        + (depth - 1) * rows * (2 * n - 1) * n
+    )
 
 
-def levels_flops(n: int, widths: list[int], plan0: tuple[int, int], plan1: tuple[int, int]) -> int:
-    """Planned FLOPs of level 0 (pruned) and level 1 (full and pruned), each ``(designs,
-    extra pairs)`` of rotated cross-polytopes, plus the final scatter to ``(L, n)``."""
-    total = 0
-    for (D, k), full in ((plan0, False), (plan1, True)):
-        m = D + (1 if k else 0)
-        if m == 0:
-            continue
-        total += pool_size(m) * _rotation_flops(n) + 8 * n * n * m
-        total += D * pruned_pairs_flops(n, widths, n, full=full)
-        total += pruned_pairs_flops(n, widths, k, full=full) if k else 0
-    return total + len(widths) * 24 * n
+def _pilot_b_flops(n: int, widths: list[int], pairs: int, counts: list[int]) -> int:
+    rows = 2 * pairs
+    fwd = (
+        _sphere_flops(n, pairs)
+        + rows * n * len(widths)
+        + (len(widths) - 1) * rows * (2 * n - 1) * n
+    )
+    gather = 4 * sum(n * w for w in widths) + 8 * n * len(widths)  # the sub-blocks
+    last = (
+        4 * counts[-1] * (n + widths[-1]) + 12 * rows * n + 40 * n
+    )  # diff rows, pair means, variances
+    return fwd + gather + divergence_flops(n, widths, rows, counts) + last
+
+
+def _rotations_flops(n: int, plan: tuple[int, int]) -> int:
+    m = plan[0] + (1 if plan[1] else 0)
+    return pool_size(m) * _rotation_flops(n) + 8 * n * n * m if m else 0
+
+
+def _level0_flops(n: int, widths: list[int], plan: tuple[int, int]) -> int:
+    D, k = plan
+    return (
+        _rotations_flops(n, plan)
+        + D * pruned_pairs_flops(n, widths, n)
+        + (pruned_pairs_flops(n, widths, k) if k else 0)
+        + len(widths) * 24 * n
+    )
+
+
+def _level1_fixed_flops(n: int, depth: int, plan: tuple[int, int]) -> int:
+    D, k = plan
+    full = [n] * depth
+    return (
+        _rotations_flops(n, plan)
+        + D * pruned_pairs_flops(n, full, n, sums=False)
+        + (pruned_pairs_flops(n, full, k, sums=False) if k else 0)
+        + depth * 8 * n
+    )
 
 
 def plan_pruned(
     width: int, depth: int, budget: float, *, pilot_share: float = 0.02, min_pairs: int = 4
 ) -> PrunedPlan | None:
     """Pilot sizes for ``budget`` FLOPs: ``pilot_share`` of it for each pilot (at least
-    ``min_pairs``, at most ``width`` pairs each). ``PrunedPlan(0, 0, budget)`` when the
-    pilots and a minimal two-level run do not fit but a plain design does; ``None`` when not
-    even that fits."""
+    ``min_pairs``, at most ``width`` pairs each). ``PrunedPlan(0, 0, budget)`` (plain design)
+    when the pilots and a minimal two-level run might not fit; ``None`` when not even a
+    plain design pair fits."""
     if plan_designs(width, depth, budget, RELU) is None:
         return None
-    per = pruned_pairs_flops(width, [width] * depth, 1)
-    p = max(min_pairs, min(width, int(pilot_share * budget // per)))
-    need = pilot_flops(width, depth, p, p) + levels_flops(
-        width, [width] * depth, (0, min_pairs), (0, min_pairs)
+    full = [width] * depth
+    p = max(min_pairs, min(width, int(pilot_share * budget // pruned_pairs_flops(width, full, 1))))
+    worst = [2 * p] * depth  # every pilot-B point diverging at layer 1
+    need = (
+        _pilot_a_flops(width, depth, p)
+        + _pilot_b_flops(width, full, p, worst)
+        + _level1_fixed_flops(width, depth, (0, min_pairs))
+        + divergence_flops(width, full, 2 * min_pairs, [2 * min_pairs] * depth)
+        + _level0_flops(width, full, (0, 1))
     )
-    if need > budget:
+    if (
+        need > budget
+        or plan_designs(width, depth, budget - _pilot_a_flops(width, depth, p), RELU) is None
+    ):
         return PrunedPlan(0, 0, float(budget), min_pairs)
     return PrunedPlan(p, p, float(budget), min_pairs)
 
 
-def _to_pairs(D: int, k: int, n: int) -> int:
-    return D * n + k
-
-
 def _from_pairs(P: int, n: int) -> tuple[int, int]:
     return P // n, P % n
-
-
-def split_levels(
-    n: int, widths: list[int], budget: float, v0: float, v1: float, v: float, min_pairs: int = 4
-) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """MLMC split of ``budget`` FLOPs: ``((D_0, k_0), (D_1, k_1))`` designs and extra pairs of
-    level 0 and level 1, or ``None`` when the plain design's predicted variance ``v C`` is
-    not above the two-level ``(sqrt(v_0 C_0) + sqrt(v_1 C_1))^2``.
-
-    ``v0``, ``v1``, ``v`` are per-pair variances (pilot B); ``C_0``, ``C_1``, ``C`` the planned
-    per-pair forward costs. ``N_l = R sqrt(v_l / C_l) / sum_k sqrt(v_k C_k)`` (Giles 2015,
-    eq. 1.8); level 1 gets at least ``min_pairs`` pairs; then both are trimmed to fit.
-    """
-    c0 = pruned_pairs_flops(n, widths, n) / n
-    c1 = pruned_pairs_flops(n, widths, n, full=True) / n
-    c = pruned_pairs_flops(n, [n] * len(widths), n) / n
-    s = math.sqrt(max(v0, 0.0) * c0) + math.sqrt(max(v1, 0.0) * c1)
-    if v * c <= s * s:
-        return None
-    P1 = max(min_pairs, int(budget * math.sqrt(max(v1, 0.0) / c1) / s)) if s > 0 else min_pairs
-    P0 = max(1, int((budget - P1 * c1) // c0))
-    while P0 > 1 and levels_flops(n, widths, _from_pairs(P0, n), _from_pairs(P1, n)) > budget:
-        P0 = max(1, int(P0 * 0.995) - 1)
-    if levels_flops(n, widths, _from_pairs(P0, n), _from_pairs(P1, n)) > budget:
-        return None
-    return _from_pairs(P0, n), _from_pairs(P1, n)
 
 
 def _sphere_first(rng: Any, w1: Any, pairs: int, xp: Any, dtype: Any) -> Any:
@@ -224,21 +234,9 @@ def _sphere_first(rng: Any, w1: Any, pairs: int, xp: Any, dtype: Any) -> Any:
     return xp.concatenate([H, -H], axis=0)
 
 
-def _sums(
-    X: Any, weights: list[Any], act: Activation, backend: ArrayBackend, acc_dtype: Any
-) -> tuple[list[Any], Any]:
-    """Per-layer column sums of the post-activations from ``X = x_1`` on; returns the last ``x_L``."""
-    xp = backend.xp
-    sums = [xp.asarray(xp.sum(X, axis=0), dtype=acc_dtype)]
-    for w in weights[1:]:
-        X = act.forward(X @ w, backend)
-        sums.append(xp.asarray(xp.sum(X, axis=0), dtype=acc_dtype))
-    return sums, X
-
-
 def pilot_alive(
     weights: list[Any], act: Activation, backend: ArrayBackend, rng: Any, pairs: int, *, dtype: Any
-) -> tuple[tuple[int, ...], ...]:
+) -> Alive:
     """Alive sets ``A_l``: neurons with ``h_l > 0`` at some of ``2 pairs`` pilot points
     (``+-r g/|g|``); a layer with none keeps its neuron ``0``."""
     xp = backend.xp
@@ -252,7 +250,7 @@ def pilot_alive(
     return tuple(alive)
 
 
-def _sub_blocks(weights: list[Any], alive: tuple[tuple[int, ...], ...], xp: Any) -> list[Any]:
+def _sub_blocks(weights: list[Any], alive: Alive, xp: Any) -> list[Any]:
     """``W_1[:, A_1]`` and ``W_l[A_{l-1}, A_l]``, gathered once."""
     out = [weights[0][:, xp.asarray(alive[0])]]
     for l in range(1, len(weights)):
@@ -275,10 +273,62 @@ def _scatter(v: Any, alive: tuple[int, ...], n: int, xp: Any) -> Any:
     return xp.concatenate([v, z], axis=-1)[..., xp.asarray(_positions(alive, n))]
 
 
+def _difference(
+    X1: Any,
+    weights: list[Any],
+    subs: list[Any],
+    alive: Alive,
+    act: Activation,
+    backend: ArrayBackend,
+    acc_dtype: Any,
+) -> tuple[list[Any | None], list[int], Any, Any]:
+    """Level 1 on the points whose first-layer post-activations are ``X1`` (rows).
+
+    Runs the full net, and the pruned net only on the points that diverged (module
+    docstring). Returns per-layer column sums of ``x_l - x_l^A`` (``None`` while no point has
+    diverged), the diverged counts per layer, the final full ``x_L`` and the final
+    difference rows of the diverged points with their row indices ``(rows_div, n)`` (or
+    ``None``).
+    """
+    xp = backend.xp
+    n = X1.shape[1]
+    rows = X1.shape[0]
+    seen = [False] * rows
+    div: list[int] = []
+    X, XA = X1, None
+    sums: list[Any | None] = []
+    counts: list[int] = []
+    for l, al in enumerate(alive):
+        if l:
+            X = act.forward(X @ weights[l], backend)
+            if XA is not None:
+                XA = act.forward(XA @ subs[l], backend)
+        if len(al) < n:
+            sal = set(al)
+            dead = [i for i in range(n) if i not in sal]
+            fire = (xp.max(X[:, xp.asarray(dead)], axis=1) > 0).tolist()
+            new = [i for i, b in enumerate(fire) if b and not seen[i]]
+            if new:
+                for i in new:
+                    seen[i] = True
+                XN = X[xp.asarray(new)][:, xp.asarray(al)]
+                XA = XN if XA is None else xp.concatenate([XA, XN], axis=0)
+                div += new
+        counts.append(len(div))
+        if div:
+            s_full = xp.asarray(xp.sum(X[xp.asarray(div)], axis=0), dtype=acc_dtype)
+            s_pruned = xp.asarray(xp.sum(XA, axis=0), dtype=acc_dtype)
+            sums.append(s_full - _scatter(s_pruned, al, n, xp))
+        else:
+            sums.append(None)
+    last = (X[xp.asarray(div)] - _scatter(XA, alive[-1], n, xp), div) if div else None
+    return sums, counts, X, last
+
+
 def _pilot_variances(
     weights: list[Any],
     subs: list[Any],
-    alive: tuple[tuple[int, ...], ...],
+    alive: Alive,
     act: Activation,
     backend: ArrayBackend,
     rng: Any,
@@ -286,71 +336,68 @@ def _pilot_variances(
     *,
     dtype: Any,
     acc_dtype: Any,
-) -> tuple[float, float, float]:
-    """Per-pair final-layer variances ``(tr Var f_A, tr Var (f - f_A), tr Var f)`` (pilot B)."""
+) -> tuple[float, float, float, list[int]]:
+    """Per-pair final-layer variances ``(tr Var f_A, tr Var (f - f_A), tr Var f)`` and the
+    diverged counts per layer of pilot B."""
     xp = backend.xp
     n = weights[0].shape[0]
     X1 = act.forward(_sphere_first(rng, weights[0], pairs, xp, dtype), backend)
-    _, XL = _sums(X1, weights, act, backend, acc_dtype)
-    _, XA = _sums(X1[:, xp.asarray(alive[0])], subs, act, backend, acc_dtype)
+    _, counts, XL, last = _difference(X1, weights, subs, alive, act, backend, acc_dtype)
+    if last is None:
+        d = xp.zeros((2 * pairs, n), dtype=XL.dtype)
+    else:
+        pos = [len(last[1])] * (2 * pairs)
+        for j, i in enumerate(last[1]):
+            pos[i] = j
+        d = xp.concatenate([last[0], xp.zeros((1, n), dtype=XL.dtype)], axis=0)[xp.asarray(pos)]
     f = xp.asarray(xp.sum(XL.reshape(2, pairs, n), axis=0), dtype=acc_dtype) * 0.5
-    fa = xp.asarray(xp.sum(XA.reshape(2, pairs, len(alive[-1])), axis=0), dtype=acc_dtype) * 0.5
-    fa_full = _scatter(fa, alive[-1], n, xp)
+    dp = xp.asarray(xp.sum(d.reshape(2, pairs, n), axis=0), dtype=acc_dtype) * 0.5
     ddof = 1 if pairs > 1 else 0
-    v0 = float(xp.sum(xp.var(fa, axis=0, ddof=ddof)))
-    v1 = float(xp.sum(xp.var(f - fa_full, axis=0, ddof=ddof)))
+    v0 = float(xp.sum(xp.var(f - dp, axis=0, ddof=ddof)))
+    v1 = float(xp.sum(xp.var(dp, axis=0, ddof=ddof)))
     v = float(xp.sum(xp.var(f, axis=0, ddof=ddof)))
-    return v0, v1, v
+    return v0, v1, v, counts
 
 
-def _level_sums(
-    weights: list[Any],
-    subs: list[Any],
-    alive: tuple[tuple[int, ...], ...],
+def _design_batches(
+    w1: Any,
     act: Activation,
     backend: ArrayBackend,
     rng: Any,
     plan: tuple[int, int],
-    full: bool,
     *,
     dtype: Any,
-    acc_dtype: Any,
     max_rows: int,
-) -> tuple[list[Any] | None, list[Any], int]:
-    """Column sums over one level's rotated cross-polytopes ``(D, k)``: ``(full-net sums or
-    None, pruned-net sums, points)``. Designs ``Q_a Q_b`` from a Haar pool
-    (:func:`~lowprob.array_kernels.designs.design_pairs`); first layer ``r Q_b^T (Q_a^T W_1)``."""
+) -> Any:
+    """Yield the first-layer post-activations ``relu(r Q_b^T (Q_a^T w1))`` (rows ordered
+    ``(sign, design, pair)``) of ``plan = (designs, extra pairs)`` rotated cross-polytopes,
+    ``max_rows // 2n`` designs at a time (pool and batching of
+    :func:`~lowprob.array_kernels.designs.rotated_cross_polytope_means`)."""
     xp = backend.xp
-    n = weights[0].shape[0]
+    n = w1.shape[0]
     D, k = plan
     n_total = D + (1 if k else 0)
     pool = haar_orthogonal(rng, n, xp, pool_size(n_total), dtype)
     PT = xp.swapaxes(pool, 1, 2)
-    M = xp.matmul(PT, weights[0] if full else subs[0])  # (m, n, n) or (m, n, |A_1|)
+    M = xp.matmul(PT, w1)
     ab = design_pairs(n_total)
     ia = [a for a, _ in ab]
     ib = [b for _, b in ab]
     if n_total == 1:
         PT = xp.eye(n, dtype=dtype)[None]
-    tot_f = [xp.zeros(n, dtype=acc_dtype) for _ in weights] if full else None
-    tot_a = [xp.zeros(len(a), dtype=acc_dtype) for a in alive]
     per_batch = max(1, max_rows // (2 * n))
     batches = [(j, min(per_batch, D - j), n) for j in range(0, D, per_batch)]
     if k:
         batches.append((D, 1, k))
-    idx1 = xp.asarray(alive[0])
     radius = chi_mean(n)
     for j, kk, pairs in batches:
         QbT = PT[ib[j : j + kk]][:, :pairs, :] if n_total > 1 else PT[:, :pairs, :]
         H1 = xp.matmul(QbT, M[ia[j : j + kk]]).reshape(kk * pairs, M.shape[2]) * radius
-        X1 = act.forward(xp.concatenate([H1, -H1], axis=0), backend)
-        if full:
-            sf, _ = _sums(X1, weights, act, backend, acc_dtype)
-            tot_f = [t + s for t, s in zip(tot_f, sf, strict=True)]
-            X1 = X1[:, idx1]
-        sa, _ = _sums(X1, subs, act, backend, acc_dtype)
-        tot_a = [t + s for t, s in zip(tot_a, sa, strict=True)]
-    return tot_f, tot_a, 2 * (D * n + k)
+        yield act.forward(xp.concatenate([H1, -H1], axis=0), backend)
+
+
+def _add(tot: list[Any], new: list[Any | None]) -> list[Any]:
+    return [t if s is None else t + s for t, s in zip(tot, new, strict=True)]
 
 
 def pruned_design_means(
@@ -366,10 +413,12 @@ def pruned_design_means(
 ) -> tuple[Any, dict[str, Any]]:
     """``(means (L, n), info)`` of the two-level pruned design estimator (module docstring).
 
-    ``act`` must be ReLU (dead neurons are exactly zero; radius exact). ``info`` holds the
-    alive counts per layer, the dead neurons per layer, the pilot variances ``(V_0, V_1, V)``, the level plans ``(designs, extra pairs)``
-    and ``"mode"``: ``"two-level"`` or ``"plain"`` (fallback). The planned bill is
-    ``info["flops"]`` (an upper bound on flopscope's count, checked in tests).
+    ``act`` must be ReLU (dead neurons are exactly zero; radius exact). ``info``: ``"mode"``
+    (``"two-level"`` or ``"plain"``, the fallback), ``"alive"`` (counts per layer),
+    ``"dead"`` (indices per layer), ``"variances"`` (pilot B's ``(V_0, V_1, V)``),
+    ``"level0"``/``"level1"`` (``(designs, extra pairs)``), ``"diverged"`` (level-1 points
+    that diverged) and ``"flops"``, the planned bill (an upper bound on flopscope's count,
+    checked in tests).
     """
     xp = backend.xp
     n = weights[0].shape[0]
@@ -381,6 +430,7 @@ def pruned_design_means(
         "variances": None,
         "level0": None,
         "level1": None,
+        "diverged": None,
     }
     spent = 0
     if plan.pilot_a:
@@ -388,11 +438,13 @@ def pruned_design_means(
         widths = [len(a) for a in alive]
         info["alive"] = widths
         info["dead"] = tuple(tuple(sorted(set(range(n)) - set(a))) for a in alive)
-        spent = pilot_flops(n, L, plan.pilot_a, 0)
-        saving = 1.0 - pruned_pairs_flops(n, widths, 1) / pruned_pairs_flops(n, [n] * L, 1)
-        if saving >= plan.min_saving:
+        spent = _pilot_a_flops(n, L, plan.pilot_a)
+        full = [n] * L
+        c = pruned_pairs_flops(n, full, n) / n
+        c0 = pruned_pairs_flops(n, widths, n) / n
+        if 1.0 - c0 / c >= plan.min_saving:
             subs = _sub_blocks(weights, alive, xp)
-            v0, v1, v = _pilot_variances(
+            v0, v1, v, counts = _pilot_variances(
                 weights,
                 subs,
                 alive,
@@ -404,52 +456,64 @@ def pruned_design_means(
                 acc_dtype=acc_dtype,
             )
             info["variances"] = (v0, v1, v)
-            spent = pilot_flops(n, L, plan.pilot_a, plan.pilot_b, widths)
-            split = split_levels(n, widths, plan.budget - spent, v0, v1, v, plan.min_pairs)
-            if split is not None:
-                (p0, p1) = split
-                _, sa0, N0 = _level_sums(
-                    weights,
-                    subs,
-                    alive,
-                    act,
-                    backend,
-                    rng,
-                    p0,
-                    False,
-                    dtype=dtype,
-                    acc_dtype=acc_dtype,
-                    max_rows=max_rows,
-                )
-                sf1, sa1, N1 = _level_sums(
-                    weights,
-                    subs,
-                    alive,
-                    act,
-                    backend,
-                    rng,
-                    p1,
-                    True,
-                    dtype=dtype,
-                    acc_dtype=acc_dtype,
-                    max_rows=max_rows,
-                )
+            spent += _pilot_b_flops(n, widths, plan.pilot_b, counts)
+            R = plan.budget - spent
+            # per-pair costs: level 1 = bare full forward + observed divergence work
+            c1 = (
+                pruned_pairs_flops(n, full, n, sums=False) / n
+                + divergence_flops(n, widths, 2 * plan.pilot_b, counts) / plan.pilot_b
+            )
+            c1_worst = (
+                pruned_pairs_flops(n, full, n, sums=False)
+                + divergence_flops(n, widths, 2 * n, [2 * n] * L)
+            ) / n
+            g = plan.design_gain
+            s = math.sqrt(g * max(v0, 0.0) * c0) + math.sqrt(max(v1, 0.0) * c1)
+            if g * v * c > s * s:
+                P1 = max(plan.min_pairs, int(R * math.sqrt(max(v1, 0.0) / c1) / s))
+                room = R - _level0_flops(n, widths, (0, 1)) - _level1_fixed_flops(n, L, (0, 0))
+                P1 = max(plan.min_pairs, min(P1, int(0.9 * room // c1_worst)))
+                p1 = _from_pairs(P1, n)
+                tot1 = [xp.zeros(n, dtype=acc_dtype) for _ in weights]
+                cost1 = _level1_fixed_flops(n, L, p1)
+                diverged = 0
+                for X1 in _design_batches(
+                    weights[0], act, backend, rng, p1, dtype=dtype, max_rows=max_rows
+                ):
+                    sums, cnt, _, _ = _difference(X1, weights, subs, alive, act, backend, acc_dtype)
+                    tot1 = _add(tot1, sums)
+                    cost1 += divergence_flops(n, widths, X1.shape[0], cnt)
+                    diverged += cnt[-1]
+                R0 = R - cost1
+                P0 = max(1, int(R0 // c0))
+                while P0 > 1 and _level0_flops(n, widths, _from_pairs(P0, n)) > R0:
+                    P0 = max(1, int(P0 * 0.995) - 1)
+                p0 = _from_pairs(P0, n)
+                tot0 = [xp.zeros(len(a), dtype=acc_dtype) for a in alive]
+                for X1 in _design_batches(
+                    subs[0], act, backend, rng, p0, dtype=dtype, max_rows=max_rows
+                ):
+                    X = X1
+                    for l in range(L):
+                        if l:
+                            X = act.forward(X @ subs[l], backend)
+                        tot0[l] = tot0[l] + xp.asarray(xp.sum(X, axis=0), dtype=acc_dtype)
+                N0, N1 = float(2 * P0), float(2 * P1)
                 rows = [
-                    _scatter(a0 / float(N0) - a1 / float(N1), al, n, xp) + f1 / float(N1)
-                    for a0, a1, f1, al in zip(sa0, sa1, sf1, alive, strict=True)
+                    _scatter(a0 / N0, al, n, xp) + d1 / N1
+                    for a0, d1, al in zip(tot0, tot1, alive, strict=True)
                 ]
                 info.update(
                     mode="two-level",
                     level0=p0,
                     level1=p1,
-                    flops=spent + levels_flops(n, widths, p0, p1),
+                    diverged=diverged,
+                    flops=spent + cost1 + _level0_flops(n, widths, p0),
                 )
                 return xp.stack(rows, axis=0), info
     dplan = plan_designs(n, L, plan.budget - spent, act)
-    if dplan is None:
-        raise ValueError(
-            "budget left after the pilot covers no design pair; plan_pruned guarantees it does"
-        )
+    if dplan is None:  # pragma: no cover - plan_pruned leaves room for a plain design
+        raise ValueError("budget left after the pilots covers no design pair")
     means, _ = rotated_cross_polytope_means(
         weights, act, backend, rng, dplan, dtype=dtype, acc_dtype=acc_dtype, max_rows=max_rows
     )
