@@ -26,7 +26,6 @@ Single-threaded numpy (set ``OMP_NUM_THREADS=1``). Prints a table, writes
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -40,6 +39,20 @@ from lowprob.toy_models.random_mlp import RandomMLP
 RESULTS = Path(__file__).resolve().parent / "results"
 #: 0.1 x the round budgets of WhestBench's shapes.
 BUDGETS = {(256, 8): 6.8e9, (256, 32): 2.72e10, (1024, 16): 2.2e11}
+#: Monte Carlo truth baked by ``benchmarks/whest_truth.py`` (used where it has >= 2^20 samples).
+TRUTH = {(256, 8): "v1-warmup", (256, 32): "v1-phase1", (1024, 16): "v2-phase2"}
+
+
+def _truth(width: int, depth: int, seed: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+    tag = TRUTH.get((width, depth))
+    for root in (RESULTS, Path("/work/main/benchmarks/results")):
+        f = root / "whest_truth" / str(tag) / f"mlp{seed}.npz"
+        if tag and f.exists():
+            z = np.load(f)
+            N = int(z["count"])
+            m = z["s1"][-1] / N
+            return m, np.sqrt(np.maximum(z["s2"] / N - m * m, 0) / N), N
+    return None
 
 
 def _mc_trace_var(mlp: RandomMLP, samples: int, seed: int) -> float:
@@ -112,7 +125,23 @@ def measure(width: int, depth: int, seed: int, budget: int, reps: int, mc_sample
     d = finals["pruned"].mean(0) - finals["design"].mean(0)
     se = np.sqrt(finals["pruned"].var(0, ddof=1) / reps + finals["design"].var(0, ddof=1) / reps)
     out["max_abs_z_pruned_vs_design_means"] = float(np.max(np.abs(d) / np.maximum(se, 1e-300)))
+    t = _truth(width, depth, seed)
+    if t is not None and t[2] >= 2**20:  # bias check against an independent truth
+        m, tse, N = t
+        out["truth_samples"] = N
+        for name, F in finals.items():
+            z = (F.mean(0) - m) / np.sqrt(F.var(0, ddof=1) / reps + tse**2)
+            out[name]["truth_z"] = {"max_abs": float(np.max(np.abs(z))), "mean": float(z.mean()),
+                                    "frac_abs_gt_3": float(np.mean(np.abs(z) > 3))}
+            out[name]["mse_sum_vs_truth"] = float(np.mean(np.sum((F - m) ** 2, axis=1)))
     return out
+
+
+def _tz(r: dict) -> str:
+    if "truth_z" not in r["pruned"]:
+        return "-"
+    a, b = r["design"]["truth_z"], r["pruned"]["truth_z"]
+    return f"{a['max_abs']:.2f}, {a['mean']:+.2f} / {b['max_abs']:.2f}, {b['mean']:+.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.process_time()
     rows = []
     print("| shape | MLP | budget | reps | design/MC | pruned/MC | gain pruned vs design [95% boot] "
-          "| modes | alive at last layer | level-1 share of points | max z |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| modes | alive at last layer | level-1 share of points | max z pruned-design "
+          "| truth z (max, mean) design / pruned |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for w, d in shapes:
         for s in a.seeds:
             reps = a.reps_1024 if w >= 1024 else a.reps
@@ -144,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {w}x{d} | {s} | {r['budget']:.3g} | {reps} | {r['design_over_mc']:.3f} | "
                   f"{r['pruned_over_mc']:.3f} | {r['pruned_gain_over_design']:.3f} [{lo:.2f}, {hi:.2f}] | "
                   f"{p['modes']} | {p['alive_fraction'][-1]:.3f} | {share} | "
-                  f"{r['max_abs_z_pruned_vs_design_means']:.2f} |", flush=True)
+                  f"{r['max_abs_z_pruned_vs_design_means']:.2f} | {_tz(r)} |", flush=True)
     rec = {"command": "OMP_NUM_THREADS=1 python benchmarks/whest_pruned.py " + " ".join(argv or []),
            "cpu_seconds": time.process_time() - t0, "rows": rows}
     atomic_write_json(out, rec, indent=1)
