@@ -188,3 +188,26 @@ def test_export_carries_the_pruned_estimator(tmp_path):
     with flops.BudgetContext(flop_budget=100, quiet=True):  # whest validate's probe: the prior
         prior = mod.DesignEstimator(prune=True).predict(small, 100)
     np.testing.assert_allclose(np.asarray(prior), 1 / np.sqrt(np.pi), rtol=1e-6)
+
+
+def test_level_one_shortcut_equals_the_brute_force_difference():
+    """Running the pruned net only on the points where a dead neuron fired gives exactly the
+    per-layer sums of ``x_l - x_l^A`` over all points (float64, to 1e-12)."""
+    from lowprob.array_kernels.pruning import _difference, _sub_blocks, pilot_alive
+
+    mlp = RandomMLP.whestbench(12, 10, seed=1000)
+    ws = [np.asarray(w, dtype=np.float64) for w in mlp.weights]
+    alive = pilot_alive(ws, RELU, NUMPY, np.random.default_rng(0), 3, dtype=np.float64)
+    subs = _sub_blocks(ws, alive, np)
+    X1 = np.maximum(np.random.default_rng(1).standard_normal((4000, 12)) @ ws[0], 0)
+    sums, counts, _, _ = _difference(X1, ws, subs, alive, RELU, NUMPY, np.float64)
+    assert 0 < counts[-1] < 4000  # some points diverge, not all
+    X, XA = X1, X1[:, list(alive[0])]
+    for l in range(10):
+        if l:
+            X, XA = np.maximum(X @ ws[l], 0), np.maximum(XA @ subs[l], 0)
+        full = np.zeros_like(X)
+        full[:, list(alive[l])] = XA
+        brute = (X - full).sum(axis=0)
+        got = np.zeros(12) if sums[l] is None else sums[l]
+        np.testing.assert_allclose(got, brute, rtol=0, atol=1e-12)
