@@ -9,8 +9,10 @@ homogeneous. Whatever ``A`` is,
     E[x_l] = E[x_l^A] + E[x_l - x_l^A]                                        (telescoping)
 
 and both terms are estimated without bias by randomly rotated cross-polytopes
-(:mod:`lowprob.array_kernels.designs`, exact radius for ReLU): **level 0** runs the pruned
-net alone on ``N_0`` points, **level 1** runs the full net on ``N_1`` points of its own and
+(exact radius for ReLU): **level 0** runs the pruned net alone on ``N_0`` points of randomly
+rotated cross-polytopes (:mod:`lowprob.array_kernels.designs`), **level 1** runs the full
+net on ``N_1`` antithetic pairs ``+-r g/|g|`` of its own (``g ~ N(0, I_n)``: no Haar
+rotation to pay for, the correction is a rare-event term the design would not help) and
 averages the difference ``x_l - x_l^A``. This is the multilevel Monte Carlo identity (Giles
 2008, 2015) with two levels; the alive sets only change the variance and the cost, never
 the mean.
@@ -183,14 +185,16 @@ def _level0_flops(n: int, widths: list[int], plan: tuple[int, int]) -> int:
     )
 
 
-def _level1_fixed_flops(n: int, depth: int, plan: tuple[int, int]) -> int:
-    D, k = plan
-    full = [n] * depth
-    return (
-        _rotations_flops(n, plan)
-        + D * pruned_pairs_flops(n, full, n, sums=False)
-        + (pruned_pairs_flops(n, full, k, sums=False) if k else 0)
-        + depth * 8 * n
+def _sphere_forward_flops(n: int, depth: int, pairs: int) -> int:
+    """Bare full forward (no sums) of ``pairs`` antithetic pairs ``+-r g/|g|``."""
+    rows = 2 * pairs
+    return _sphere_flops(n, pairs) + depth * rows * n + (depth - 1) * rows * (2 * n - 1) * n
+
+
+def _level1_fixed_flops(n: int, depth: int, pairs: int, max_rows: int) -> int:
+    per = max(1, max_rows // 2)
+    return depth * 8 * n + sum(
+        _sphere_forward_flops(n, depth, min(per, pairs - j)) for j in range(0, pairs, per)
     )
 
 
@@ -209,7 +213,7 @@ def plan_pruned(
     need = (
         _pilot_a_flops(width, depth, p)
         + _pilot_b_flops(width, full, p, worst)
-        + _level1_fixed_flops(width, depth, (0, min_pairs))
+        + _level1_fixed_flops(width, depth, min_pairs, 2 * min_pairs)
         + divergence_flops(width, full, 2 * min_pairs, [2 * min_pairs] * depth)
         + _level0_flops(width, full, (0, 1))
     )
@@ -416,7 +420,7 @@ def pruned_design_means(
     ``act`` must be ReLU (dead neurons are exactly zero; radius exact). ``info``: ``"mode"``
     (``"two-level"`` or ``"plain"``, the fallback), ``"alive"`` (counts per layer),
     ``"dead"`` (indices per layer), ``"variances"`` (pilot B's ``(V_0, V_1, V)``),
-    ``"level0"``/``"level1"`` (``(designs, extra pairs)``), ``"diverged"`` (level-1 points
+    ``"level0"`` (``(designs, extra pairs)``), ``"level1"`` (antithetic pairs), ``"diverged"`` (level-1 points
     that diverged) and ``"flops"``, the planned bill (an upper bound on flopscope's count,
     checked in tests).
     """
@@ -460,26 +464,25 @@ def pruned_design_means(
             R = plan.budget - spent
             # per-pair costs: level 1 = bare full forward + observed divergence work
             c1 = (
-                pruned_pairs_flops(n, full, n, sums=False) / n
+                _sphere_forward_flops(n, L, n) / n
                 + divergence_flops(n, widths, 2 * plan.pilot_b, counts) / plan.pilot_b
             )
             c1_worst = (
-                pruned_pairs_flops(n, full, n, sums=False)
-                + divergence_flops(n, widths, 2 * n, [2 * n] * L)
+                _sphere_forward_flops(n, L, n) + divergence_flops(n, widths, 2 * n, [2 * n] * L)
             ) / n
             g = plan.design_gain
             s = math.sqrt(g * max(v0, 0.0) * c0) + math.sqrt(max(v1, 0.0) * c1)
             if g * v * c > s * s:
                 P1 = max(plan.min_pairs, int(R * math.sqrt(max(v1, 0.0) / c1) / s))
-                room = R - _level0_flops(n, widths, (0, 1)) - _level1_fixed_flops(n, L, (0, 0))
+                room = R - _level0_flops(n, widths, (0, 1)) - L * 8 * n
                 P1 = max(plan.min_pairs, min(P1, int(0.9 * room // c1_worst)))
-                p1 = _from_pairs(P1, n)
                 tot1 = [xp.zeros(n, dtype=acc_dtype) for _ in weights]
-                cost1 = _level1_fixed_flops(n, L, p1)
+                cost1 = _level1_fixed_flops(n, L, P1, max_rows)
                 diverged = 0
-                for X1 in _design_batches(
-                    weights[0], act, backend, rng, p1, dtype=dtype, max_rows=max_rows
-                ):
+                per = max(1, max_rows // 2)
+                for j in range(0, P1, per):
+                    H1 = _sphere_first(rng, weights[0], min(per, P1 - j), xp, dtype)
+                    X1 = act.forward(H1, backend)
                     sums, cnt, _, _ = _difference(X1, weights, subs, alive, act, backend, acc_dtype)
                     tot1 = _add(tot1, sums)
                     cost1 += divergence_flops(n, widths, X1.shape[0], cnt)
@@ -506,7 +509,7 @@ def pruned_design_means(
                 info.update(
                     mode="two-level",
                     level0=p0,
-                    level1=p1,
+                    level1=P1,
                     diverged=diverged,
                     flops=spent + cost1 + _level0_flops(n, widths, p0),
                 )

@@ -149,7 +149,7 @@ class DesignMonteCarloMLP:
             means, info = pruned_design_means(ws, act, NUMPY, as_generator(seed), pplan,
                                               dtype=self.dtype, acc_dtype=np.float64)
         n = mlp.width
-        N = sum(2 * (D * n + k) for D, k in (info["level0"], info["level1"] or (0, 0)))
+        N = 2 * (info["level0"][0] * n + info["level0"][1] + (info["level1"] or 0))
         cost = Cost(samples=N, model_calls=N, flops=float(info["flops"]), seconds=t[0])
         nan = np.full(n, np.nan)
         return LayerMeans(np.asarray(means), nan, nan, None, cost, self.name, budget,
