@@ -90,7 +90,9 @@ class PrunedPlan:
         pilot_b: pairs of pilot B (level variances and level-1 cost).
         budget: the whole budget the run must fit (pilots included).
         min_pairs: least level-1 pairs.
-        min_saving: least relative forward saving for pruning to be tried.
+        min_saving: least relative forward saving for pruning to be tried (0.12: at
+            256x8 the pilot finds ~7 % to save and the two-level run lost to the plain design;
+            256x32 and 1024x16 save 20-30 %; ``benchmarks/RESULTS-prune.md``).
         design_gain: the design's variance factor on smooth integrands (module docstring).
     """
 
@@ -98,7 +100,7 @@ class PrunedPlan:
     pilot_b: int
     budget: float
     min_pairs: int = 4
-    min_saving: float = 0.03
+    min_saving: float = 0.12
     design_gain: float = 0.5
 
 
