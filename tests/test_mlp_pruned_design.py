@@ -106,6 +106,14 @@ def test_no_pruning_falls_back_to_the_plain_design():
     assert est.diagnostics["mode"] == "plain"
     assert est.diagnostics["alive"] == [32, 32]
     assert est.cost.flops <= 5 * 10**7
+    # a budget with room for a plain design but not for the pilots: no pilot at all
+    small = RandomMLP.whestbench(16, 10, seed=3)
+    assert plan_pruned(16, 10, 2 * 10**4) is None
+    plan = plan_pruned(16, 10, 10**5)
+    assert plan is not None and plan.pilot_a == 0
+    est = DesignMonteCarloMLP(prune=True).estimate_means(small, 10**5, seed=0)
+    assert est.diagnostics["mode"] == "plain" and est.diagnostics["alive"] is None
+    assert 0 < est.cost.flops <= 10**5
 
 
 def test_pruned_numpy_float32_equals_flopscope_and_plan_bounds_the_bill():
@@ -116,7 +124,7 @@ def test_pruned_numpy_float32_equals_flopscope_and_plan_bounds_the_bill():
 
     for width, depth, seed, budget in (
         (16, 10, 3, 10**8),
-        (12, 12, 1000, 4 * 10**7),
+        (12, 12, 1000, 4 * 10**7),  # pilot finds < 12 % to save: plain
         (32, 2, 1, 10**9),
     ):
         mlp = RandomMLP.whestbench(width, depth, seed=seed)
@@ -128,6 +136,8 @@ def test_pruned_numpy_float32_equals_flopscope_and_plan_bounds_the_bill():
                 out = np.asarray(est.predict(wb, budget), dtype=np.float64)
         counted = ctx.flops_used
         planned = est.last_info["flops"]
+        if width == 16:  # the two-level path, with points that diverge in level 1
+            assert est.last_info["mode"] == "two-level" and est.last_info["diverged"] > 0
         assert counted <= planned <= 1.1 * counted, (width, depth, counted, planned)
         assert planned <= 0.1 * budget
         mine = DesignMonteCarloMLP(dtype=np.float32, prune=True).estimate_means(
