@@ -72,8 +72,9 @@ def _mc_trace_var(mlp: RandomMLP, samples: int, seed: int) -> float:
     return float(np.sum(s2 / samples - m * m) * samples / (samples - 1))
 
 
-def _boot_ratio(a: np.ndarray, b: np.ndarray, fa: float, fb: float, rng: np.random.Generator,
-                n_boot: int = 400) -> tuple[float, float]:
+def _boot_ratio(
+    a: np.ndarray, b: np.ndarray, fa: float, fb: float, rng: np.random.Generator, n_boot: int = 400
+) -> tuple[float, float]:
     """2.5 and 97.5 % bootstrap quantiles of ``(tr Var_a fa) / (tr Var_b fb)``."""
     out = []
     for _ in range(n_boot):
@@ -101,13 +102,18 @@ def measure(width: int, depth: int, seed: int, budget: int, reps: int, mc_sample
         F = np.stack(rows)
         finals[name] = F
         tv = float(F.var(0, ddof=1).sum())
-        out[name] = {"trace_var": tv, "flops": float(np.mean(flops)),
-                     "var_x_flops": tv * float(np.mean(flops)), "cpu_s_per_rep": float(np.mean(secs))}
+        out[name] = {
+            "trace_var": tv,
+            "flops": float(np.mean(flops)),
+            "var_x_flops": tv * float(np.mean(flops)),
+            "cpu_s_per_rep": float(np.mean(secs)),
+        }
         if name == "pruned":
             modes = [i["mode"] for i in infos]
             out[name]["modes"] = {m: modes.count(m) for m in sorted(set(modes))}
-            out[name]["alive_fraction"] = (np.mean([i["alive"] for i in infos], axis=0)
-                                           / width).tolist()
+            out[name]["alive_fraction"] = (
+                np.mean([i["alive"] for i in infos], axis=0) / width
+            ).tolist()
             two = [i for i in infos if i["mode"] == "two-level"]
             if two:
                 p0 = np.mean([2 * (i["level0"][0] * width + i["level0"][1]) for i in two])
@@ -136,13 +142,17 @@ def measure(width: int, depth: int, seed: int, budget: int, reps: int, mc_sample
             ok = den > 0  # a neuron neither the truth nor the estimator saw active is skipped
             out[name]["never_active_mismatch"] = int(np.sum(F.mean(0)[~ok] != m[~ok]))
             z = (F.mean(0) - m)[ok] / den[ok]
-            out[name]["truth_z"] = {"max_abs": float(np.max(np.abs(z))), "mean": float(z.mean()),
-                                    "frac_abs_gt_3": float(np.mean(np.abs(z) > 3))}
+            out[name]["truth_z"] = {
+                "max_abs": float(np.max(np.abs(z))),
+                "mean": float(z.mean()),
+                "frac_abs_gt_3": float(np.mean(np.abs(z) > 3)),
+            }
             out[name]["mse_sum_vs_truth"] = float(np.mean(np.sum((F - m) ** 2, axis=1)))
             # aggregate bias check, robust to rare-event neurons whose replicate spread is 0:
             # sum_j (mean_j - truth_j)^2 / sum_j (Var_j / R + se_truth_j^2), about 1 if unbiased
-            out[name]["bias_ratio"] = float(np.sum((F.mean(0) - m) ** 2)
-                                            / np.sum(F.var(0, ddof=1) / reps + tse**2))
+            out[name]["bias_ratio"] = float(
+                np.sum((F.mean(0) - m) ** 2) / np.sum(F.var(0, ddof=1) / reps + tse**2)
+            )
     return out
 
 
@@ -151,8 +161,10 @@ def _tz(r: dict) -> str:
         return "- | - | -"
     a, b = r["design"], r["pruned"]
     g = (a["mse_sum_vs_truth"] * a["flops"]) / (b["mse_sum_vs_truth"] * b["flops"])
-    return (f"{a['truth_z']['max_abs']:.1f} / {b['truth_z']['max_abs']:.1f} | "
-            f"{a['bias_ratio']:.2f} / {b['bias_ratio']:.2f} | {g:.3f}")
+    return (
+        f"{a['truth_z']['max_abs']:.1f} / {b['truth_z']['max_abs']:.1f} | "
+        f"{a['bias_ratio']:.2f} / {b['bias_ratio']:.2f} | {g:.3f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     shapes = [tuple(int(v) for v in s.lower().split("x")) for s in a.shapes]
     t0 = time.process_time()
     rows = []
-    print("| shape | MLP | budget | reps | design/MC | pruned/MC | gain pruned vs design [95% boot] "
-          "| modes | alive at last layer | level-1 share of points | max z pruned-design "
-          "| truth max z design / pruned | bias ratio design / pruned | MSE gain vs truth |")
+    print(
+        "| shape | MLP | budget | reps | design/MC | pruned/MC | gain pruned vs design [95% boot] "
+        "| modes | alive at last layer | level-1 share of points | max z pruned-design "
+        "| truth max z design / pruned | bias ratio design / pruned | MSE gain vs truth |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for w, d in shapes:
         for s in a.seeds:
@@ -182,12 +196,18 @@ def main(argv: list[str] | None = None) -> int:
             lp = p.get("level_points")
             share = f"{lp[1] / (lp[0] + lp[1]):.3f}" if lp else "-"
             lo, hi = r["pruned_gain_over_design_ci"]
-            print(f"| {w}x{d} | {s} | {r['budget']:.3g} | {reps} | {r['design_over_mc']:.3f} | "
-                  f"{r['pruned_over_mc']:.3f} | {r['pruned_gain_over_design']:.3f} [{lo:.2f}, {hi:.2f}] | "
-                  f"{p['modes']} | {p['alive_fraction'][-1]:.3f} | {share} | "
-                  f"{r['max_abs_z_pruned_vs_design_means']:.2f} | {_tz(r)} |", flush=True)
-    rec = {"command": "OMP_NUM_THREADS=1 python benchmarks/whest_pruned.py " + " ".join(argv or []),
-           "cpu_seconds": time.process_time() - t0, "rows": rows}
+            print(
+                f"| {w}x{d} | {s} | {r['budget']:.3g} | {reps} | {r['design_over_mc']:.3f} | "
+                f"{r['pruned_over_mc']:.3f} | {r['pruned_gain_over_design']:.3f} [{lo:.2f}, {hi:.2f}] | "
+                f"{p['modes']} | {p['alive_fraction'][-1]:.3f} | {share} | "
+                f"{r['max_abs_z_pruned_vs_design_means']:.2f} | {_tz(r)} |",
+                flush=True,
+            )
+    rec = {
+        "command": "OMP_NUM_THREADS=1 python benchmarks/whest_pruned.py " + " ".join(argv or []),
+        "cpu_seconds": time.process_time() - t0,
+        "rows": rows,
+    }
     atomic_write_json(out, rec, indent=1)
     import matplotlib
 
@@ -197,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     for r in rows:
         lab = f"{r['width']}x{r['depth']} s{r['seed']}"
-        ax[0].plot(np.arange(1, r["depth"] + 1) / r["depth"], r["pruned"]["alive_fraction"], label=lab)
+        ax[0].plot(
+            np.arange(1, r["depth"] + 1) / r["depth"], r["pruned"]["alive_fraction"], label=lab
+        )
     ax[0].set_xlabel("layer / depth")
     ax[0].set_ylabel("alive fraction (pilot A)")
     ax[0].legend(fontsize=7)
