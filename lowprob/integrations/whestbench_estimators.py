@@ -18,6 +18,10 @@ max(0.1, C / B)`` (``whestbench.budget.score_multiplier``), every op metered by 
   equal variance this never has larger total squared error in expectation than ``d`` itself;
   ``c`` is about ``sigma^2 / (sigma^2 + bias^2)``, so where propagation is accurate the noise
   is removed and where it is not, nothing changes.
+* ``DesignEstimator(prune=True)``: the two-level pruned design
+  (:mod:`lowprob.array_kernels.pruning`): a pilot finds the neurons never active, level 0
+  runs the net without them, level 1 the full-minus-pruned correction on independent
+  points, split by the MLMC rule; unbiased whatever the pilot finds (no shrinkage).
 
 Spending: the 0.1 floor of the multiplier makes ``budget_fraction = 0.1`` the cheapest
 point at which an unbiased estimator's expected score equals its value at the full budget
@@ -46,6 +50,7 @@ from lowprob.array_kernels.designs import (
     plan_designs,
     rotated_cross_polytope_means,
 )
+from lowprob.array_kernels.pruning import PrunedPlan, plan_pruned, pruned_design_means
 from lowprob.errors import BudgetError, InputValueError
 from lowprob.propagation.cumulant_rules import propagate_mlp
 
@@ -172,6 +177,9 @@ class DesignEstimator(BaseEstimator):
             of ``kprop2``, ``kprop2-diag`` that fits is used (none fits: no shrinkage). The
             structured ``K = 3`` is left out: its many small ops cost residual wall time.
         hermite_order: Mehler terms of the propagation.
+        prune: run the two-level pruned design (:mod:`lowprob.array_kernels.pruning`)
+            instead; ``shrink`` is then not applied. ``last_info`` gets the alive counts,
+            the level plans and the mode (``"two-level"`` or the ``"plain"`` fallback).
 
     ``small_budget`` (class attribute): ``"raise"`` (default) raises ``BudgetError`` before
     any work when not even one antithetic pair fits; ``"prior"`` instead returns the
@@ -183,7 +191,9 @@ class DesignEstimator(BaseEstimator):
     small_budget: str = "raise"
 
     def __init__(self, *, budget_fraction: float = 0.1, shrink: bool = True,
-                 propagation_share: float = 0.25, hermite_order: int = 4) -> None:
+                 propagation_share: float = 0.25, hermite_order: int = 4,
+                 prune: bool = False) -> None:
+        self.prune = bool(prune)
         self.budget_fraction = _check_fraction(budget_fraction)
         self.shrink = bool(shrink)
         if not 0 <= float(propagation_share) < 1:
@@ -197,6 +207,17 @@ class DesignEstimator(BaseEstimator):
         """``(design plan, propagation variant or None)``, or raise ``BudgetError``."""
         usable = float(budget) * self.budget_fraction
         variant = None
+        if self.prune:
+            pplan = plan_pruned(width, depth, usable - 64 * width)
+            if pplan is None and self.small_budget == "prior" and budget >= width * depth:
+                return None, None
+            if pplan is None:
+                raise BudgetError(
+                    f"budget={budget!r} FLOPs (x budget_fraction {self.budget_fraction}) is too "
+                    f"small for one antithetic pair of samples through a {depth}-layer, width-"
+                    f"{width} net; pass a larger budget."
+                )
+            return pplan, None
         if self.shrink:
             for v in VARIANTS[1:]:
                 c = flopscope_layer_cost(v[0], width, hermite_order=self.hermite_order) * depth
@@ -226,6 +247,13 @@ class DesignEstimator(BaseEstimator):
             return fnp.full((mlp.depth, mlp.width), 1.0 / math.sqrt(math.pi), dtype=fnp.float32)
         backend = flopscope_backend()
         rng = fnp.random.default_rng(int(mlp.seed))
+        if isinstance(designs, PrunedPlan):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                means, info = pruned_design_means(list(mlp.weights), RELU, backend, rng, designs,
+                                                  dtype=fnp.float32, acc_dtype=fnp.float64)
+            self.last_info = {**info, "variant": None, "shrink": 0.0}
+            return means
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # flopscope's symmetry-tracking notes
             means, per_design = rotated_cross_polytope_means(

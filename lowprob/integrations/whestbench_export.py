@@ -55,6 +55,7 @@ BUNDLE: tuple[_Part, ...] = (
     _Part("lowprob.array_kernels.activations"),
     _Part("lowprob.array_kernels.cumulant_steps"),
     _Part("lowprob.array_kernels.designs"),
+    _Part("lowprob.array_kernels.pruning"),
     _Part("lowprob.propagation.cumulant_rules"),
     _Part("lowprob.integrations.whestbench_estimators"),
 )

@@ -18,6 +18,12 @@ propagated means of :class:`~lowprob.propagation.mlp_estimators.CumulantPropagat
 biased, but its expected total squared error is never above the design estimate's under
 equal-variance Gaussian noise (Efron & Morris 1973); ``diagnostics["shrink"]`` is the factor.
 
+With ``prune=True`` the means come from the two-level pruned design of
+:mod:`lowprob.array_kernels.pruning` (ReLU only): a pilot finds the neurons never active,
+level 0 runs the net without them, level 1 the full-minus-pruned correction on independent
+points (multilevel Monte Carlo, split by ``N_l ∝ sqrt(V_l / C_l)``); unbiased whatever the
+pilot finds. Same kernel as ``DesignEstimator(prune=True)`` on flopscope.
+
 Budget: FLOPs at flopscope's prices (:func:`~lowprob.array_kernels.designs.design_flops`:
 float32 matmul ``m (2k - 1) p``, Gaussian draw 32 per float64 element, QR ``16/3 n^3``);
 propagation, when used, is charged :func:`~lowprob.propagation.cumulants.layer_flops` per
@@ -39,7 +45,8 @@ from lowprob.array_kernels.designs import (
     plan_designs,
     rotated_cross_polytope_means,
 )
-from lowprob.errors import BudgetError, InputTypeError
+from lowprob.array_kernels.pruning import plan_pruned, pruned_design_means
+from lowprob.errors import BudgetError, InputTypeError, InputValueError
 from lowprob.estimate import Cost, Estimate, stopwatch
 from lowprob.propagation.mlp_estimators import (
     CumulantPropagation,
@@ -60,18 +67,24 @@ class DesignMonteCarloMLP:
         propagation: the propagation used for shrinkage (default ``CumulantPropagation(2)``).
         propagation_share: at most this share of the budget goes to propagation.
         dtype: forward precision (float32 matches WhestBench; sums are float64).
+        prune: means by the two-level pruned design (ReLU only; no shrinkage, no
+            ``std_error``; tail probabilities are unaffected).
     """
 
     name = "design"
 
     def __init__(self, *, shrink: bool = False, propagation: CumulantPropagation | None = None,
-                 propagation_share: float = 0.25, dtype: Any = np.float64) -> None:
+                 propagation_share: float = 0.25, dtype: Any = np.float64,
+                 prune: bool = False) -> None:
         self.shrink = bool(shrink)
+        self.prune = bool(prune)
         self.propagation = propagation or CumulantPropagation(2, hermite_order=4)
         self.propagation_share = float(propagation_share)
         self.dtype = np.dtype(dtype)
         if self.shrink:
             self.name = "design-shrink"
+        if self.prune:
+            self.name = "design-pruned"
 
     def _plan(self, mlp: RandomMLP, budget: int, use_prop: bool) -> tuple[DesignPlan, int]:
         prop = self.propagation.cost_flops(mlp) if use_prop else 0
@@ -90,6 +103,8 @@ class DesignMonteCarloMLP:
         """Per-layer means; ``std_error`` from the between-design spread (``None`` if < 2 designs)."""
         mlp = _check_mlp(mlp)
         budget = check_budget(budget)
+        if self.prune:
+            return self._pruned_means(mlp, budget, seed)
         plan, prop_flops = self._plan(mlp, budget, self.shrink)
         rng = as_generator(seed)
         act = get_activation(mlp.activation)
@@ -116,6 +131,29 @@ class DesignMonteCarloMLP:
         nan = np.full(mlp.width, np.nan)  # pre-activation moments are not estimated here
         return LayerMeans(means, nan, nan, None, cost, self.name, budget, std_error=se,
                           diagnostics=diagnostics)
+
+    def _pruned_means(self, mlp: RandomMLP, budget: int, seed: Any) -> LayerMeans:
+        act = get_activation(mlp.activation)
+        if act.name != "relu":
+            raise InputValueError(
+                f"prune=True needs a ReLU net (dead neurons exactly zero); got {mlp.activation!r}.")
+        pplan = plan_pruned(mlp.width, mlp.depth, budget)
+        if pplan is None:
+            raise BudgetError(
+                f"budget={budget!r} FLOPs is below one antithetic pair of samples (plus one "
+                f"random rotation) for width {mlp.width}, depth {mlp.depth}; pass a larger "
+                "budget or use MonteCarloMLP."
+            )
+        ws = [np.asarray(w, dtype=self.dtype) for w in mlp.weights]
+        with stopwatch() as t:
+            means, info = pruned_design_means(ws, act, NUMPY, as_generator(seed), pplan,
+                                              dtype=self.dtype, acc_dtype=np.float64)
+        n = mlp.width
+        N = 2 * (info["level0"][0] * n + info["level0"][1] + (info["level1"] or 0))
+        cost = Cost(samples=N, model_calls=N, flops=float(info["flops"]), seconds=t[0])
+        nan = np.full(n, np.nan)
+        return LayerMeans(np.asarray(means), nan, nan, None, cost, self.name, budget,
+                          diagnostics=info)
 
     def estimate(self, problem: MLPTailProblem, budget: int, *, seed: Any = None) -> Estimate:
         """``P[h_{L,i} > b]``: hit fraction over design points with ``chi_n`` radii (unbiased)."""
