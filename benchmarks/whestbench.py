@@ -57,6 +57,7 @@ RESULTS = _HERE / "results"
 ESTIMATORS = {
     "design-shrink": lambda f: DesignEstimator(shrink=True, budget_fraction=f),
     "design": lambda f: DesignEstimator(shrink=False, budget_fraction=f),
+    "design-prune": lambda f: DesignEstimator(shrink=False, prune=True, budget_fraction=f),
     "kprop": lambda f: KpropEstimator(),
 }
 
