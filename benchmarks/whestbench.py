@@ -58,8 +58,13 @@ ESTIMATORS = {
     "design-shrink": lambda f: DesignEstimator(shrink=True, budget_fraction=f),
     "design": lambda f: DesignEstimator(shrink=False, budget_fraction=f),
     "design-prune": lambda f: DesignEstimator(shrink=False, prune=True, budget_fraction=f),
-    "kprop": lambda f: KpropEstimator(),
+    "kprop": lambda f: KpropEstimator(dtype="float64"),
+    "kprop-f32": lambda f: KpropEstimator(dtype="float32"),
+    "kprop-f32-P8": lambda f: KpropEstimator(dtype="float32", hermite_order=8),
 }
+
+#: Estimators whose predictions do not depend on the seed (``--repeats`` does not apply).
+DETERMINISTIC = frozenset({"kprop", "kprop-f32", "kprop-f32-P8"})
 
 
 def spend_fraction(r) -> float:  # noqa: ANN001 - RoundConfig
@@ -142,6 +147,8 @@ def score(name: str, data: ContestData, truths: list[dict], r, repeats: int = 1)
     per-MLP ratio's scatter from the estimator's own randomness shrinks by ``sqrt(repeats)``.
     """
     est = ESTIMATORS[name](spend_fraction(r))
+    if name in DETERMINISTIC:
+        repeats = 1  # same predictions whatever the seed
     t0 = time.time()
     reps = []
     for k in range(repeats):

@@ -85,6 +85,13 @@ def flopscope_backend() -> ArrayBackend:
     return ArrayBackend(fnp, flops.stats.norm.cdf, flops.stats.norm.pdf, "flopscope")
 
 
+def _normal_cdf_pdf(a: Any, backend: ArrayBackend) -> tuple[Any, Any]:
+    """``(Phi(a), phi(a))`` in ``a``'s dtype (flopscope's ``norm.cdf``/``pdf`` return float64
+    for float32 input, which would silently promote a float32 propagation to float64)."""
+    xp = backend.xp
+    return (xp.asarray(backend.ndtr(a), dtype=a.dtype), xp.asarray(backend.npdf(a), dtype=a.dtype))
+
+
 def hermite_polynomials(x: Any, order: int, xp: Any) -> list[Any]:
     """``[He_0(x), ..., He_order(x)]`` by ``He_{k+1} = x He_k - k He_{k-1}``."""
     out = [xp.ones_like(x), x]
@@ -145,8 +152,7 @@ class ReLU(Activation):
     def moments(self, m: Any, s: Any, backend: ArrayBackend) -> tuple[Any, Any, Any]:
         """``(E relu(h), E relu(h)^2, E relu(h)^3)`` elementwise, any shape."""
         a = m / s
-        Phi = backend.ndtr(a)
-        ph = backend.npdf(a)
+        Phi, ph = _normal_cdf_pdf(a, backend)
         return (s * (a * Phi + ph), s * s * ((a * a + 1.0) * Phi + a * ph),
                 s * s * s * ((a * a * a + 3.0 * a) * Phi + (a * a + 2.0) * ph))
 
@@ -156,8 +162,7 @@ class ReLU(Activation):
         """One evaluation of ``Phi(alpha)``, ``phi(alpha)`` and ``He_k(-alpha)`` for all three."""
         xp = backend.xp
         a = m / s
-        Phi = backend.ndtr(a)
-        ph = backend.npdf(a)
+        Phi, ph = _normal_cdf_pdf(a, backend)
         s2 = s * s
         top = max(order_a - 2, order_b - 3, 0)
         he = hermite_polynomials(-a, top, xp)

@@ -68,7 +68,7 @@ def mehler_covariance(coeffs_i: Any, coeffs_j: Any, rho: Any, xp: Any) -> Any:
     """
     K = coeffs_i.shape[0] - 1
     n_i, n_j = rho.shape
-    inv_fact = xp.asarray([1.0 / math.factorial(k) for k in range(1, K + 1)])
+    inv_fact = xp.asarray([1.0 / math.factorial(k) for k in range(1, K + 1)], dtype=rho.dtype)
     powers = xp.cumprod(xp.broadcast_to(rho[None], (K, n_i, n_j)), axis=0)
     return xp.einsum("ki,kj,kij->ij", coeffs_i[1:] * inv_fact[:, None], coeffs_j[1:], powers)
 
@@ -278,11 +278,11 @@ def _outer3(a: Any, b: Any, c: Any) -> Any:
 def _gaussian_third_cumulant(a: Any, c: Any, d3: Any, rho: Any, P3: int, xp: Any) -> Any:
     """Third cumulant tensor of ``phi(h)`` for Gaussian ``h`` (module docstring)."""
     n = rho.shape[0]
-    rho_off = rho * (1.0 - xp.eye(n))
+    rho_off = rho * (1.0 - xp.eye(n, dtype=rho.dtype))
     powers = [xp.ones_like(rho_off)]
     for _ in range(P3 + 1):
         powers.append(powers[-1] * rho_off)
-    G = xp.zeros((n, n, n))
+    G = xp.zeros((n, n, n), dtype=rho.dtype)
     for p, q, r, s1, s2, s3 in diagram_triples(P3):
         coef = 1.0 / (math.factorial(s1) * math.factorial(s2) * math.factorial(s3))
         G += (_outer3(a[p] * coef, a[q], a[r]) * powers[s1][:, :, None]
@@ -345,7 +345,7 @@ class CumulantProjector:
         rho = state.cov / xp.outer(s, s)
         cov = mehler_covariance(a[: P + 1], a[: P + 1], rho, xp)
         if state.structured:
-            off = 1.0 - xp.eye(m.shape[0])
+            off = 1.0 - xp.eye(m.shape[0], dtype=rho.dtype)
             rho_off = rho * off
             c = b[: P + 1] - 2.0 * mu_g[None, :] * a[: P + 1]
             pair = mehler_covariance(c, a[: P + 1], rho_off, xp)
