@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -46,7 +47,7 @@ from whestbench.budget import mc_at_bm  # noqa: E402
 from whestbench.scoring import ContestData, ContestSpec, evaluate_estimator  # noqa: E402
 
 from lowprob._io import atomic_write_json  # noqa: E402
-from lowprob.integrations.whestbench import DesignEstimator, KpropEstimator  # noqa: E402
+from lowprob.integrations.whestbench import AutoEstimator, DesignEstimator, KpropEstimator  # noqa: E402
 from lowprob.toy_models.random_mlp import RandomMLP  # noqa: E402
 
 sys.path.insert(0, str(_HERE))
@@ -61,6 +62,7 @@ ESTIMATORS = {
     "kprop": lambda f: KpropEstimator(dtype="float64"),
     "kprop-f32": lambda f: KpropEstimator(dtype="float32"),
     "kprop-f32-P8": lambda f: KpropEstimator(dtype="float32", hermite_order=8),
+    "auto": lambda f: AutoEstimator(budget_fraction=f),
 }
 
 #: Estimators whose predictions do not depend on the seed (``--repeats`` does not apply).
@@ -217,6 +219,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=1,
                     help="independent estimator runs per MLP (re-seeded), averaged per MLP")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--append", action="store_true",
+                    help="add these estimators to an existing results file of the same round and "
+                         "truth (same MLPs and truth depths; refused otherwise), replacing same names")
     a = ap.parse_args(argv)
     if a.repeats < 1:
         raise SystemExit(f"--repeats must be >= 1, got {a.repeats}.")
@@ -231,6 +236,15 @@ def main(argv: list[str] | None = None) -> dict:
               "wall_time_limit_s": r.wall_time_limit_s, "n_mlps": len(truths),
               "truth_samples": [t["n_samples"] for t in truths], "repeats": a.repeats,
               "machine": "2 shared CPU cores, loaded by parallel jobs", "estimators": []}
+    path = a.out / f"whestbench_{a.round}.json"
+    if a.append:
+        if not path.exists():
+            raise SystemExit(f"--append: no {str(path)!r} to add to; run without --append first.")
+        old = json.loads(path.read_text())
+        if (old["round"], old["truth_samples"]) != (r.tag, result["truth_samples"]):
+            raise SystemExit(f"--append: {str(path)!r} was scored on other MLPs or truth depths "
+                             f"({old['truth_samples']}); rerun without --append.")
+        result["estimators"] = [e for e in old["estimators"] if e["estimator"] not in a.estimators]
     print(f"{r.tag}: {r.width}x{r.depth}, B={r.flop_budget:.3g}, lambda={r.lambda_flops_per_second}, "
           f"residual gate={r.residual_wall_time_limit_s}, {len(truths)} MLPs, truth "
           f"{min(result['truth_samples'])}-{max(result['truth_samples'])} samples")
@@ -238,13 +252,15 @@ def main(argv: list[str] | None = None) -> dict:
           f"{'fails':>7}{'max resid s':>13}")
     for name in a.estimators:
         res = score(name, data, truths, r, a.repeats)
+        res["command"] = "python benchmarks/whestbench.py " + " ".join(
+            sys.argv[1:] if argv is None else argv)
         result["estimators"].append(res)
         resid = max((x["residual_wall_time_s"] or 0) for x in res["per_mlp"])
         print(f"{name:<15}{res['whestbench_adjusted_score']:>13.3e}{res['debiased']:>12.3e}"
               f"{res['mc_at_b']:>12.3e}{res['ratio_debiased_over_mc']:>8.3f}{res['n_failed']:>7d}"
               f"{resid:>13.3f}", flush=True)
         a.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(a.out / f"whestbench_{a.round}.json", result)
+        atomic_write_json(path, result)
     plot(result, a.out / f"whestbench_{a.round}.png")
     return result
 

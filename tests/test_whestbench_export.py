@@ -38,7 +38,7 @@ def _load(path, name):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     paths = {cls: export_estimator(tmp_path_factory.mktemp(cls), class_name=cls)
-             for cls in ("DesignEstimator", "KpropEstimator")}
+             for cls in ("DesignEstimator", "KpropEstimator", "AutoEstimator")}
     mods = {cls: _load(p, f"lowprob_exported_{cls}") for cls, p in paths.items()}
     return paths["DesignEstimator"], mods
 
@@ -63,7 +63,7 @@ def test_export_is_generated_from_the_package_source():
         assert inspect.getsource(fn).strip() in text
 
 
-@pytest.mark.parametrize("cls", ["DesignEstimator", "KpropEstimator"])
+@pytest.mark.parametrize("cls", ["DesignEstimator", "KpropEstimator", "AutoEstimator"])
 def test_exported_predictions_equal_in_package_to_1e9(exported, cls):
     _, mods = exported
     mod = mods[cls]
@@ -87,21 +87,22 @@ def test_exported_predictions_equal_in_package_to_1e9(exported, cls):
     np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-9)
 
 
-def test_tiny_budget_raises_in_package_and_gives_the_prior_in_the_export(exported):
+@pytest.mark.parametrize("cls", ["DesignEstimator", "KpropEstimator", "AutoEstimator"])
+def test_tiny_budget_raises_in_package_and_gives_the_prior_in_the_export(exported, cls):
     """In-package: BudgetError before any work. Exported: the zero-work mean-field prior
     (``whest validate`` probes predict with 100 FLOPs and must get an answer)."""
-    mod = exported[1]["DesignEstimator"]
+    mod = exported[1][cls]
     mlp = sample_mlp(32, 3, fnp.random.default_rng(7), seed=11)
     with flops.BudgetContext(flop_budget=10**9, quiet=True) as ctx:
         with pytest.raises(BudgetError, match="too small"):
-            adapter.DesignEstimator().predict(mlp, 1000)
+            getattr(adapter, cls)().predict(mlp, 1000)
     assert ctx.flops_used == 0
     with flops.BudgetContext(flop_budget=100, quiet=True) as ctx:
-        out = mod.DesignEstimator().predict(mlp, 100)
+        out = getattr(mod, cls)().predict(mlp, 100)
     assert ctx.flops_used <= 100
     np.testing.assert_allclose(np.asarray(out), np.full((3, 32), 1 / np.sqrt(np.pi)), rtol=1e-6)
     with pytest.raises(mod.BudgetError):  # the bundled copy; cannot even write the answer
-        mod.DesignEstimator().predict(mlp, 10)
+        getattr(mod, cls)().predict(mlp, 10)
 
 
 def test_cli_writes_the_file_and_refuses_to_overwrite(tmp_path, capsys):

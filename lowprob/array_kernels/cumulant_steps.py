@@ -303,7 +303,8 @@ class CumulantProjector:
     Attributes:
         hermite_order: ``P``, Mehler terms for covariances.
         third_order_terms: ``P_3``, Hermite terms per leg in the distinct-index Wick sum.
-        var_floor: variances are floored here before ``s = sqrt(var)``.
+        var_floor: variances are floored here before ``s = sqrt(var)`` (at least 1e-20 in
+            float32, where ``s^3`` of a smaller variance underflows to 0).
 
     Anything else (a state after a linear step) is already in the family and passes through.
     """
@@ -325,7 +326,9 @@ class CumulantProjector:
         xp = backend.xp
         P, P3 = self.hermite_order, self.third_order_terms
         K3 = state.k3 is not None
-        var = xp.maximum(state.cov if state.diagonal else xp.diag(state.cov), self.var_floor)
+        # float32: floor at 1e-20 so that s^3 (third cumulants) stays a normal number
+        floor = self.var_floor if state.mean.dtype.itemsize >= 8 else max(self.var_floor, 1e-20)
+        var = xp.maximum(state.cov if state.diagonal else xp.diag(state.cov), floor)
         s = xp.sqrt(var)
         m = state.mean
         P_need = max(P, P3, 3) if K3 else P
@@ -342,7 +345,7 @@ class CumulantProjector:
         if state.diagonal:
             k3 = d3_g + a[1] ** 3 * t_diag if K3 else None
             return CumulantState(mean, var_out, k3, True)
-        rho = state.cov / xp.outer(s, s)
+        rho = xp.clip(state.cov / xp.outer(s, s), -1.0, 1.0)  # a correlation (Cauchy-Schwarz)
         cov = mehler_covariance(a[: P + 1], a[: P + 1], rho, xp)
         if state.structured:
             off = 1.0 - xp.eye(m.shape[0], dtype=rho.dtype)

@@ -24,9 +24,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from lowprob.integrations.whestbench_estimators import (
     VARIANTS,
+    AutoEstimator,
     DesignEstimator,
     KpropEstimator,
     flopscope_layer_cost,
 )
 
-__all__ = ["VARIANTS", "DesignEstimator", "KpropEstimator", "flopscope_layer_cost"]
+__all__ = ["VARIANTS", "AutoEstimator", "DesignEstimator", "KpropEstimator", "flopscope_layer_cost"]
