@@ -24,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     e.add_argument("--out", required=True, help="output directory (created if missing)")
-    e.add_argument("--class", dest="class_name", default="DesignEstimator",
-                   choices=["DesignEstimator", "KpropEstimator"],
-                   help="estimator class exposed as `Estimator` (default DesignEstimator)")
+    e.add_argument("--class", dest="class_name", default="AutoEstimator",
+                   choices=["AutoEstimator", "DesignEstimator", "KpropEstimator"],
+                   help="the one estimator class in the file (default AutoEstimator, best under "
+                        "the current gated rules; DesignEstimator for the priced v1 rounds)")
     e.add_argument("--force", action="store_true", help="overwrite an existing estimator.py")
     e.set_defaults(func=_export)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

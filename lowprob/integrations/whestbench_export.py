@@ -14,7 +14,7 @@ estimators run on, read from the installed package and checked by parsing:
    the bundle; any other import (``numpy``, ``scipy``...) is refused unless the module lists
    it in ``drop`` *and* the kept definitions use it in annotations only.
 3. The output is ``estimator.py`` holding exactly one ``BaseEstimator`` subclass
-   (``--class``, ``DesignEstimator`` by default), so WhestBench's loader finds it without
+   (``--class``, ``AutoEstimator`` by default), so WhestBench's loader finds it without
    ``--class``; its import list is verified again (:func:`exported_imports`, what the tests
    check).
 
@@ -111,7 +111,7 @@ def _segment(lines: list[str], node: ast.stmt) -> str:
     return "\n".join(lines[start - 1: node.end_lineno])
 
 
-def render_estimator(class_name: str = "DesignEstimator") -> str:
+def render_estimator(class_name: str = "AutoEstimator") -> str:
     """The source text of the bundled estimator file (see module docstring)."""
     imports: dict[str, set[str]] = {}  # module -> names ("" for plain ``import m``)
     body: list[str] = []
@@ -221,7 +221,7 @@ def exported_imports(source: str) -> set[str]:
     return out
 
 
-def export_estimator(out_dir: str | Path, *, class_name: str = "DesignEstimator",
+def export_estimator(out_dir: str | Path, *, class_name: str = "AutoEstimator",
                      overwrite: bool = False) -> Path:
     """Write ``out_dir/estimator.py`` (see module docstring) and return its path."""
     out = Path(out_dir)
