@@ -335,7 +335,7 @@ class AutoEstimator(BaseEstimator):
 
     * propagation: ``MSE ~ delta^2 = mean_i (p3_i - p2_i)^2``, the change that adding the
       third cumulant makes to the final-layer means (a closure-error proxy: measured
-      ``delta^2 / MSE(p3)`` = 1.3-2.9 at 256x8, 0.6-3.7 at 256x32, 1.6-3.1 at 1024x16 against
+      ``delta^2 / MSE(p3)`` = 1.3-2.9 at 256x8, 0.6-4.6 at 256x32, 1.6-3.1 at 1024x16 against
       deep Monte Carlo truth, ``benchmarks/RESULTS.md``); score ``delta^2 max(0.1, F_p / B)``;
     * design: ``MSE ~ g Vbar / N`` with ``Vbar`` the mean propagated final-layer variance,
       ``N`` the points ``budget_fraction * B`` buys and ``g = design_gain`` (0.35-0.6 measured);
