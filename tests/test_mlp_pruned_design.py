@@ -177,7 +177,7 @@ def test_export_carries_the_pruned_estimator(tmp_path):
     from lowprob.integrations import whestbench as adapter
     from lowprob.integrations.whestbench_export import export_estimator, exported_imports
 
-    path = export_estimator(tmp_path)
+    path = export_estimator(tmp_path, class_name="DesignEstimator")
     mods = exported_imports(path.read_text())
     assert not (mods - {"flopscope", "whestbench", "__future__"} - set(sys.stdlib_module_names))
     spec = importlib.util.spec_from_file_location("lowprob_exported_pruned", path)
