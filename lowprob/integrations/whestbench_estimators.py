@@ -253,21 +253,24 @@ class DesignSampler:
         self.hermite_order = int(hermite_order)
         self.last_info: dict[str, Any] = {}
 
+    def _fits(self, plan: Any, width: int, depth: int, budget: int) -> Any:
+        """``plan``; when it is ``None`` (not one pair fits): ``None`` under
+        ``small_budget == "prior"`` if the prior's write fits, else ``BudgetError``."""
+        if plan is not None or (self.small_budget == "prior" and budget >= width * depth):
+            return plan
+        raise BudgetError(
+            f"budget={budget!r} FLOPs (x budget_fraction {self.budget_fraction}) is too "
+            f"small for one antithetic pair of samples through a {depth}-layer, width-"
+            f"{width} net; pass a larger budget."
+        )
+
     def plan(self, width: int, depth: int, budget: int) -> tuple[Any, Any]:
         """``(design plan, propagation variant or None)``, or raise ``BudgetError``."""
         usable = float(budget) * self.budget_fraction
         variant = None
         if self.prune:
-            pplan = plan_pruned(width, depth, usable - 64 * width)
-            if pplan is None and self.small_budget == "prior" and budget >= width * depth:
-                return None, None
-            if pplan is None:
-                raise BudgetError(
-                    f"budget={budget!r} FLOPs (x budget_fraction {self.budget_fraction}) is too "
-                    f"small for one antithetic pair of samples through a {depth}-layer, width-"
-                    f"{width} net; pass a larger budget."
-                )
-            return pplan, None
+            return self._fits(plan_pruned(width, depth, usable - 64 * width), width, depth,
+                              budget), None
         if self.shrink:
             for v in VARIANTS[1:]:
                 c = flopscope_layer_cost(v[0], width, hermite_order=self.hermite_order) * depth
@@ -276,15 +279,10 @@ class DesignSampler:
                     break
         prop_cost = 0 if variant is None else flopscope_layer_cost(
             variant[0], width, hermite_order=self.hermite_order) * depth
-        designs = plan_designs(width, depth, usable - prop_cost - 64 * width, RELU)
-        if designs is None and self.small_budget == "prior" and budget >= width * depth:
-            return None, None
+        designs = self._fits(plan_designs(width, depth, usable - prop_cost - 64 * width, RELU),
+                             width, depth, budget)
         if designs is None:
-            raise BudgetError(
-                f"budget={budget!r} FLOPs (x budget_fraction {self.budget_fraction}) is too "
-                f"small for one antithetic pair of samples through a {depth}-layer, width-"
-                f"{width} net; pass a larger budget."
-            )
+            return None, None
         if designs.n_designs < 2:
             variant = None  # no between-design variance: shrinkage would be blind
         return designs, variant
