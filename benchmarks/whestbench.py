@@ -61,12 +61,11 @@ ESTIMATORS = {
     "design-prune": lambda f: DesignEstimator(shrink=False, prune=True, budget_fraction=f),
     "kprop": lambda f: KpropEstimator(dtype="float64"),
     "kprop-f32": lambda f: KpropEstimator(dtype="float32"),
-    "kprop-f32-P8": lambda f: KpropEstimator(dtype="float32", hermite_order=8),
     "auto": lambda f: AutoEstimator(budget_fraction=f),
 }
 
 #: Estimators whose predictions do not depend on the seed (``--repeats`` does not apply).
-DETERMINISTIC = frozenset({"kprop", "kprop-f32", "kprop-f32-P8"})
+DETERMINISTIC = frozenset({"kprop", "kprop-f32"})
 
 
 def spend_fraction(r) -> float:  # noqa: ANN001 - RoundConfig

@@ -77,3 +77,17 @@ def test_repeats_reseed_the_estimator_not_the_weights(bench):
     p0 = np.asarray(est.predict(data.mlps[0], 10**7))
     p2 = np.asarray(est.predict(moved.mlps[0], 10**7))
     assert p0.shape == p2.shape == (2, 8) and not np.array_equal(p0, p2)
+
+
+def test_bad_repeats_and_append_refused_before_any_scoring(bench, tmp_path):
+    """``--repeats 0`` is refused; ``--append`` needs a results file of the same round and truth."""
+    import json
+
+    with pytest.raises(SystemExit, match="--repeats"):
+        bench.main(["--round", "warmup", "--n-mlps", "1", "--repeats", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--append: no"):
+        bench.main(["--round", "warmup", "--n-mlps", "1", "--append", "--out", str(tmp_path)])
+    (tmp_path / "whestbench_warmup.json").write_text(json.dumps(
+        {"round": "v1-warmup", "truth_samples": [123], "estimators": []}))
+    with pytest.raises(SystemExit, match="other MLPs or truth"):
+        bench.main(["--round", "warmup", "--n-mlps", "1", "--append", "--out", str(tmp_path)])

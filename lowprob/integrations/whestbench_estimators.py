@@ -368,38 +368,38 @@ class AutoEstimator(BaseEstimator):
         return depth * sum(flopscope_layer_cost(v, width, hermite_order=self.hermite_order,
                                                 dtype="float32") for v in ("kprop3-struct", "kprop2"))
 
-    def _design(self, mlp: Any, budget: int, route: str) -> Any:
-        est = DesignSampler(shrink=False, budget_fraction=self.budget_fraction)
-        est.small_budget = self.small_budget
-        out = est.predict(mlp, budget)
-        self.last_info = {**self.last_info, "route": route, "design": est.last_info}
+    def _design(self, sampler: DesignSampler, mlp: Any, budget: int, route: str) -> Any:
+        out = sampler.predict(mlp, budget)
+        self.last_info = {**self.last_info, "route": route, "design": sampler.last_info}
         return out
 
     def predict(self, mlp: Any, budget: int) -> Any:
         """Per-layer means ``(depth, width)`` from the route predicted to score lower."""
         B = int(budget)
         n, L = mlp.width, mlp.depth
+        sampler = DesignSampler(shrink=False, budget_fraction=self.budget_fraction)
+        sampler.small_budget = self.small_budget
         F_p = self.propagation_cost(n, L)
         self.last_info = {"propagation_flops": F_p}
         if F_p > self.propagation_fraction * B:
-            return self._design(mlp, B, "design (propagation does not fit)")
-        designs = plan_designs(n, L, self.budget_fraction * B - 64 * n, RELU)
-        if designs is None:  # the design route could not run: refuse before propagating
-            return self._design(mlp, B, "design (budget too small)")
+            return self._design(sampler, mlp, B, "design (propagation does not fit)")
+        designs, _ = sampler.plan(n, L, B)  # BudgetError here, before any work, if nothing fits
+        if designs is None:  # small_budget == "prior": not one pair fits
+            return self._design(sampler, mlp, B, "design (budget too small)")
         backend = flopscope_backend()
         st3 = _propagated_states(mlp, VARIANTS[0], self.hermite_order, backend, "float32")
         p2 = _propagated_states(mlp, VARIANTS[1], self.hermite_order, backend, "float32")[-1].mean
         delta2 = float(fnp.mean((st3[-1].mean - p2) ** 2))
         vbar = float(fnp.mean(fnp.diagonal(st3[-1].cov)))
+        self.last_info.update(delta2=delta2, mean_variance=vbar)
         if not (math.isfinite(delta2) and math.isfinite(vbar)):  # e.g. a variance collapsed to 0
-            self.last_info.update(delta2=delta2, mean_variance=vbar)
-            return self._design(mlp, B, "design (propagation not finite)")
+            return self._design(sampler, mlp, B, "design (propagation not finite)")
         score_prop = delta2 * max(0.1, F_p / B)
         score_design = (self.design_gain * vbar / designs.points(n)
                         * max(0.1, self.budget_fraction + F_p / B))
-        self.last_info.update(delta2=delta2, mean_variance=vbar, predicted_score_propagation=score_prop,
+        self.last_info.update(predicted_score_propagation=score_prop,
                               predicted_score_design=score_design)
         if score_prop <= score_design:
             self.last_info["route"] = "propagation"
             return fnp.stack([s.mean for s in st3], axis=0)
-        return self._design(mlp, B, "design")
+        return self._design(sampler, mlp, B, "design")
